@@ -1,0 +1,97 @@
+"""The Temporal worker: registers every workflow and activity from one registry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import httpx
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+)
+from temporalio.worker import Worker
+
+from activities.maintenance import MaintenanceActivities, PurgeInput
+from store import crypto
+from store.db import Database
+from store.settings import Settings, get_settings
+from temporal_client import connect_with_retry, ensure_search_attributes
+from workflows import maintenance
+from workflows.maintenance import MaintenanceWorkflow
+
+log = logging.getLogger("herald.worker")
+
+WORKFLOWS = [MaintenanceWorkflow]
+
+
+class Dependencies:
+    """What class-based activities share: one database, one HTTP client."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db = Database(settings.sqlalchemy_url)
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False)
+
+    def activities(self) -> list:
+        maintenance_acts = MaintenanceActivities(self.db)
+        return [maintenance_acts.purge_expired]
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.db.close()
+
+
+def build_worker(client: Client, deps: Dependencies) -> Worker:
+    return Worker(
+        client,
+        task_queue=deps.settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=deps.activities(),
+    )
+
+
+async def ensure_schedules(client: Client, settings: Settings) -> None:
+    try:
+        await client.create_schedule(
+            maintenance.SCHEDULE_ID,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    MaintenanceWorkflow.run, PurgeInput(), id=maintenance.WORKFLOW_ID, task_queue=settings.task_queue),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=maintenance.INTERVAL)]),
+            ),
+        )
+    except ScheduleAlreadyRunningError:
+        pass
+
+
+async def run(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    crypto.configure(settings.encryption_key_list())
+    client = await connect_with_retry(settings, log=log)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    await ensure_schedules(client, settings)
+    deps = Dependencies(settings)
+    worker = build_worker(client, deps)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
+    async with worker:
+        await stop.wait()
+    await deps.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+# Herald: the two commands are `make run` and `make test`.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install run test
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+# The locked dependencies, exactly (uv.lock).
+install: $(UV)
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+
+run: install
+	$(VENV)/bin/python devrun.py
+
+test: install
+	$(VENV)/bin/python -m pytest

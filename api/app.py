@@ -1,0 +1,50 @@
+"""The FastAPI front door: `create_app()` wires routers, errors, middleware and lifespan."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.middleware import RequestContextMiddleware
+from api.routers import api_keys, health, platform_credentials, profiles, workspace
+from api.state import AppState
+from store import crypto
+from store.db import Database
+from store.settings import Settings, get_settings
+
+ROUTERS = (health.router, workspace.router, api_keys.router, profiles.router, platform_credentials.router)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        crypto.configure(settings.encryption_key_list())
+        state = AppState(settings=settings, db=Database(settings.sqlalchemy_url))
+        app.state.herald = state
+        state.start_temporal()
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = FastAPI(
+        title="Herald",
+        version="0.1.0",
+        summary="Self-hosted unified social publishing API",
+        description="Connect end users' social accounts through a hosted OAuth flow and publish or schedule "
+                    "posts to many platforms at once. Authenticate with `Authorization: Bearer <api key>`.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(RequestContextMiddleware)
+    for router in ROUTERS:
+        app.include_router(router)
+    if settings.sandbox_enabled:
+        from adapters.sandbox import sandbox_router
+
+        app.include_router(sandbox_router(), prefix="/sandbox", include_in_schema=False)
+    return app

