@@ -18,7 +18,7 @@ from api.deps import PrincipalDep, SessionDep
 from api.errors import ERROR_RESPONSES, Conflict, NotFound, ValidationFailed
 from api.idempotency import IdempotentRoute
 from api.ownership import get_owned, scoped
-from api.validators import hex_color, http_url
+from api.validators import http_url
 from store.models import ConnectSession, Profile, SocialAccount, utcnow
 from store.tenancy import profiles_of
 
@@ -31,10 +31,10 @@ class ProfileBase(BaseModel):
 
     branding_logo_url: str | None = Field(default=None, max_length=2048)
     branding_display_name: str | None = Field(default=None, max_length=200)
-    branding_primary_color: str | None = Field(default=None, description="Hex colour, e.g. #1D4ED8")
+    branding_primary_color: str | None = Field(default=None, pattern=r"^#[0-9A-Fa-f]{6}$",
+                                               description="Hex colour, e.g. #1D4ED8")
 
     _logo = field_validator("branding_logo_url")(http_url)
-    _color = field_validator("branding_primary_color")(hex_color)
 
 
 class ProfileCreate(ProfileBase):
