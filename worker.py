@@ -17,17 +17,20 @@ from temporalio.client import (
 )
 from temporalio.worker import Worker
 
+from activities.accounts import AccountAccess
 from activities.maintenance import MaintenanceActivities, PurgeInput
+from activities.publish import PublishActivities
 from store import crypto
 from store.db import Database
 from store.settings import Settings, get_settings
 from temporal_client import connect_with_retry, ensure_search_attributes
 from workflows import maintenance
 from workflows.maintenance import MaintenanceWorkflow
+from workflows.publish import PublishPostWorkflow
 
 log = logging.getLogger("herald.worker")
 
-WORKFLOWS = [MaintenanceWorkflow]
+WORKFLOWS = [MaintenanceWorkflow, PublishPostWorkflow]
 
 
 class Dependencies:
@@ -40,11 +43,18 @@ class Dependencies:
 
     def activities(self) -> list:
         maintenance_acts = MaintenanceActivities(self.db)
-        return [maintenance_acts.purge_expired]
+        publish = PublishActivities(self.db, AccountAccess(self.db, self.http, self.settings), self.settings)
+        return [maintenance_acts.purge_expired, *activity_methods(publish)]
 
     async def close(self) -> None:
         await self.http.aclose()
         await self.db.close()
+
+
+def activity_methods(instance) -> list:
+    """Every @activity.defn method of a class-based activity object."""
+    return [getattr(instance, name) for name in dir(type(instance))
+            if not name.startswith("_") and hasattr(getattr(type(instance), name), "__temporal_activity_definition")]
 
 
 def build_worker(client: Client, deps: Dependencies) -> Worker:

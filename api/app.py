@@ -8,13 +8,14 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import RequestContextMiddleware
-from api.routers import api_keys, health, platform_credentials, profiles, workspace
+from api.routers import accounts, api_keys, health, platform_credentials, platforms, posts, profiles, users, workspace
 from api.state import AppState
 from store import crypto
 from store.db import Database
 from store.settings import Settings, get_settings
 
-ROUTERS = (health.router, workspace.router, api_keys.router, profiles.router, platform_credentials.router)
+ROUTERS = (health.router, workspace.router, api_keys.router, profiles.router, platform_credentials.router,
+           accounts.router, users.router, platforms.router, posts.social_posts, posts.posts_alias)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

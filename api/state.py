@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+import httpx
 from temporalio.client import Client
 
 from store.db import Database
@@ -20,6 +21,8 @@ class AppState:
     db: Database
     temporal: Client | None = None
     temporal_error: str | None = None
+    http: httpx.AsyncClient = field(
+        default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)))
     _connector: asyncio.Task | None = field(default=None, repr=False)
 
     def start_temporal(self) -> None:
@@ -43,4 +46,5 @@ class AppState:
     async def close(self) -> None:
         if self._connector:
             self._connector.cancel()
+        await self.http.aclose()
         await self.db.close()

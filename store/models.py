@@ -243,6 +243,8 @@ class Post(SQLModel, table=True):
     request: dict = json_col()
     scheduled_at: datetime | None = ts()
     published_at: datetime | None = ts()
+    # Set once the post's workflow is started; a sweeper starts any post left without one.
+    dispatched_at: datetime | None = ts()
     created_at: datetime = created_ts()
     updated_at: datetime = created_ts()
 

@@ -164,7 +164,16 @@ async def start_stack(database: TestDatabase, temporal_env: WorkflowEnvironment,
     deps = Dependencies(settings)
     worker = build_worker(await connect(settings), deps)
     worker_task = asyncio.create_task(worker.run())
-    server = serve(create_app(settings), port=port)
+    from adapters.sandbox.core import WORLD
+
+    WORLD.reset()
+    app = create_app(settings)
+    import importlib.util
+
+    from adapters.sandbox import PLATFORM_MODULES, sandbox_router
+    avail = [p for p, m in PLATFORM_MODULES.items() if importlib.util.find_spec(m)]
+    app.include_router(sandbox_router(avail), prefix="/sandbox")
+    server = serve(app, port=port)
     url = server.__enter__()
     db = Database(settings.sqlalchemy_url)
     stack = Stack(url=url, settings=settings, db=db, tenant=None)  # type: ignore[arg-type]

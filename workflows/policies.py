@@ -9,3 +9,11 @@ from temporalio.common import RetryPolicy
 DB_TIMEOUT = timedelta(seconds=30)
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                        maximum_interval=timedelta(seconds=30), maximum_attempts=10)
+
+# Platform calls: transient errors and 429s back off exponentially; a RateLimited failure carries the
+# platform's Retry-After as the next retry delay. Permanent errors are raised non-retryable.
+PLATFORM_TIMEOUT = timedelta(minutes=5)
+PLATFORM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                             maximum_interval=timedelta(minutes=5), maximum_attempts=12)
+# How many times a branch polls one piece of platform processing before giving up.
+POLL_LIMIT = 240

@@ -1,0 +1,445 @@
+"""Publish activities: every platform call of a post, and the bookkeeping around it.
+
+The never-duplicate ledger (`publish_attempts`): an attempt row is committed
+before the irreversible platform call, and completed as soon as the platform
+answers. A later attempt for the same step that finds an unfinished row first
+asks the platform (reconcile) whether the earlier call landed: found means it
+is recorded, not posted again; "cannot tell" ends the target as `unconfirmed`.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.accounts import AccountAccess, AccountAccessError, auth_of
+from adapters.base import MediaRef, MediaSource, PartDraft, Pending, PostRef, Prepared
+from adapters.errors import AdapterError, RateLimited, TransientError, Unverifiable
+from store.db import Database
+from store.events import emit
+from store.models import Media, Post, PostResult, PublishAttempt, SocialAccount, utcnow
+from store.posts import result_json
+from store.settings import Settings
+
+TERMINAL_RESULT = {"published", "failed", "unconfirmed", "cancelled"}
+
+
+# --- inputs and outputs ---------------------------------------------------------
+
+
+@dataclass
+class TargetPlan:
+    result_id: str
+    platform: str
+    part_count: int
+    media_counts: list[int]
+    has_comment: bool
+    # Parts a previous run already published (retry continues after them).
+    published: list[PostRef | None] = field(default_factory=list)
+    comment_done: bool = False
+    skip: bool = False
+    # Platform calls of this target run on this queue (settings can give a slow platform its own).
+    task_queue: str = ""
+
+
+@dataclass
+class StepInput:
+    result_id: str
+    part: int = 0
+    index: int = 0
+    handle: dict[str, Any] | None = None
+    media: list[MediaRef] = field(default_factory=list)
+    reply_to: PostRef | None = None
+    prepared: Prepared | None = None
+
+
+@dataclass
+class StepOutput:
+    media: MediaRef | None = None
+    prepared: Prepared | None = None
+    post: PostRef | None = None
+    pending: Pending | None = None
+    reconciled: bool = False
+
+
+@dataclass
+class TargetOutcome:
+    result_id: str
+    status: str  # published | failed | unconfirmed
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class PostOutcome:
+    post_id: str
+    status: str
+    published: int
+    failed: int
+
+
+@dataclass
+class PostStatusInput:
+    post_id: str
+    status: str
+
+
+@dataclass
+class EditInput:
+    post_id: str
+    changes: dict[str, Any]
+
+
+def app_error(exc: AdapterError) -> ApplicationError:
+    """Adapter errors become Temporal failures whose type is the error class and whose retry is Temporal's."""
+    delay = None
+    if isinstance(exc, RateLimited) and exc.retry_after:
+        delay = timedelta(seconds=max(1.0, min(exc.retry_after, 3600.0)))
+    return ApplicationError(exc.message, {"code": exc.code}, type=type(exc).__name__,
+                            non_retryable=not exc.retryable, next_retry_delay=delay)
+
+
+def access_error(exc: AccountAccessError) -> ApplicationError:
+    return ApplicationError(exc.message, {"code": exc.code}, type="AccountUnavailable", non_retryable=True)
+
+
+def guess_type(url: str) -> str:
+    return mimetypes.guess_type(url.split("?", 1)[0])[0] or "application/octet-stream"
+
+
+class PublishActivities:
+    def __init__(self, db: Database, accounts: AccountAccess, settings: Settings, media_urls=None):
+        self.db = db
+        self.accounts = accounts
+        self.settings = settings
+        # Resolves a media id to a download URL platforms can fetch (the media library).
+        self.media_urls = media_urls
+
+    # --- loading ---
+
+    async def _result(self, s, result_id: str) -> PostResult:
+        row = await s.get(PostResult, result_id)
+        if row is None:
+            raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
+        return row
+
+    async def _sources(self, s, result: PostResult, part: int) -> list[MediaSource]:
+        spec = result.parts[part]
+        sources = [MediaSource(url=u, content_type=guess_type(u)) for u in spec.get("media_urls", [])]
+        for media_id in spec.get("media_ids", []):
+            media = await s.get(Media, media_id)
+            if media is None or media.status != "uploaded":
+                raise ApplicationError(f"media {media_id} is not uploaded", {"code": "media_unavailable"},
+                                       type="MediaRejected", non_retryable=True)
+            sources.append(MediaSource(url=self.media_urls(media), content_type=media.content_type,
+                                       size_bytes=media.size_bytes, filename=media.filename))
+        return sources
+
+    def _draft(self, post: Post, result: PostResult, part: int, media: list[MediaRef],
+               reply_to: PostRef | None) -> PartDraft:
+        spec = result.parts[part]
+        return PartDraft(text=spec.get("caption") or "", media=media, options=dict(result.platform_options),
+                         reply_to=reply_to, tag=f"{result.id}:part:{part}", title=post.title)
+
+    @activity.defn(name="publish.list_results")
+    async def list_results(self, post_id: str) -> list[str]:
+        """The targets to publish, read at publish time so edits made while waiting are honoured."""
+        async with self.db.session() as s:
+            rows = (await s.exec(select(PostResult.id).where(PostResult.post_id == post_id)
+                                 .order_by(PostResult.created_at, PostResult.id))).all()
+        return list(rows)
+
+    @activity.defn(name="publish.plan_target")
+    async def plan_target(self, step: StepInput) -> TargetPlan:
+        async with self.db.session() as s:
+            result = await self._result(s, step.result_id)
+            attempts = (await s.exec(select(PublishAttempt).where(
+                PublishAttempt.result_id == result.id, PublishAttempt.status == "succeeded"))).all()
+            done = {a.step: a for a in attempts}
+            plan = TargetPlan(
+                result_id=result.id, platform=result.platform, part_count=len(result.parts),
+                media_counts=[len(p.get("media_urls", [])) + len(p.get("media_ids", [])) for p in result.parts],
+                has_comment=bool(result.first_comment),
+                published=[_ref(done.get(f"part:{i}")) for i in range(len(result.parts))],
+                comment_done="comment" in done,
+                skip=result.status == "published",
+                task_queue=self.settings.queue_for(result.platform),
+            )
+            if not plan.skip:
+                result.status = "publishing"
+                result.updated_at = utcnow()
+                s.add(result)
+                await s.commit()
+        return plan
+
+    # --- media ---
+
+    @activity.defn(name="publish.upload_media")
+    async def upload_media(self, step: StepInput) -> StepOutput:
+        async with self.db.session() as s:
+            result = await self._result(s, step.result_id)
+            source = (await self._sources(s, result, step.part))[step.index]
+
+        async def go(account, adapter):
+            if step.handle is not None:
+                return await adapter.poll_media(auth_of(account), step.handle)
+            return await adapter.upload_media(auth_of(account), source)
+
+        out = await self._platform_call(result.social_account_id, go)
+        return StepOutput(pending=out) if isinstance(out, Pending) else StepOutput(media=out)
+
+    # --- staging ---
+
+    @activity.defn(name="publish.prepare")
+    async def prepare(self, step: StepInput) -> StepOutput:
+        async with self.db.session() as s:
+            result = await self._result(s, step.result_id)
+            post = await s.get(Post, result.post_id)
+        draft = self._draft(post, result, step.part, step.media, step.reply_to)
+
+        async def go(account, adapter):
+            if step.handle is not None:
+                return await adapter.poll_prepared(auth_of(account), step.handle)
+            return await adapter.prepare(auth_of(account), draft)
+
+        out = await self._platform_call(result.social_account_id, go)
+        return StepOutput(pending=out) if isinstance(out, Pending) else StepOutput(prepared=out)
+
+    # --- the irreversible call ---
+
+    @activity.defn(name="publish.publish_part")
+    async def publish_part(self, step: StepInput) -> StepOutput:
+        label = f"part:{step.part}"
+        async with self.db.session() as s:
+            result = await self._result(s, step.result_id)
+        prepared = step.prepared
+        assert prepared is not None
+
+        async def go(account, adapter):
+            auth = auth_of(account)
+
+            async def reconcile(since: float):
+                # Container platforms can tell from the staged container whether it was published.
+                if prepared.handle and hasattr(adapter, "reconcile_prepared"):
+                    return await adapter.reconcile_prepared(auth, prepared, since=since)
+                return await adapter.reconcile(auth, prepared.draft, since=since)
+
+            return await self._ledgered(result, label, prepared.draft, reconcile,
+                                        lambda: adapter.publish(auth, prepared),
+                                        lambda handle: adapter.poll_publish(auth, handle))
+
+        return await self._platform_call(result.social_account_id, go)
+
+    @activity.defn(name="publish.poll_publish")
+    async def poll_publish(self, step: StepInput) -> StepOutput:
+        label = f"part:{step.part}"
+        async with self.db.session() as s:
+            result = await self._result(s, step.result_id)
+
+        async def go(account, adapter):
+            out = await adapter.poll_publish(auth_of(account), step.handle or {})
+            return await self._settle(result, label, out)
+
+        return await self._platform_call(result.social_account_id, go)
+
+    @activity.defn(name="publish.comment")
+    async def comment(self, step: StepInput) -> StepOutput:
+        async with self.db.session() as s:
+            result = await self._result(s, step.result_id)
+        parent = step.reply_to
+        assert parent is not None
+        draft = PartDraft(text=result.first_comment or "", reply_to=parent, tag=f"{result.id}:comment",
+                          is_comment=True)
+
+        async def go(account, adapter):
+            auth = auth_of(account)
+            return await self._ledgered(result, "comment", draft,
+                                        lambda since: adapter.reconcile(auth, draft, since=since),
+                                        lambda: adapter.comment(auth, parent, draft.text, tag=draft.tag), None)
+
+        return await self._platform_call(result.social_account_id, go)
+
+    async def _ledgered(self, result: PostResult, label: str, draft: PartDraft, reconcile, create, poll):
+        """Reconcile any unfinished earlier attempt, then record, call, and record the answer."""
+        tag = draft.tag
+        async with self.db.session() as s:
+            previous = (await s.exec(select(PublishAttempt).where(PublishAttempt.tag == tag)
+                                     .order_by(PublishAttempt.started_at.desc()))).first()
+        if previous is not None and previous.status == "succeeded":
+            return StepOutput(post=_ref(previous), reconciled=True)
+        if previous is not None and previous.status == "processing" and poll is not None:
+            return await self._settle(result, label, await poll(previous.external_data.get("handle", {})))
+        if previous is not None and previous.status in ("started", "unknown"):
+            try:
+                found = await reconcile(previous.started_at.timestamp() - 60)
+            except Unverifiable as exc:
+                await self._finish_attempt(previous.id, "unknown", error=exc)
+                raise
+            if found is not None:
+                await self._finish_attempt(previous.id, "succeeded", ref=found)
+                await self._record_ref(result.id, label, found)
+                activity.logger.info("reconciled %s: already on %s as %s", tag, result.platform, found.external_id)
+                return StepOutput(post=found, reconciled=True)
+            await self._finish_attempt(previous.id, "failed", error_message="not found on the platform")
+        attempt_id = await self._start_attempt(result.id, label, tag)
+        try:
+            out = await create()
+        except TransientError as exc:
+            # A create that failed in transit may still have landed: the next attempt reconciles first.
+            status = "failed" if isinstance(exc, RateLimited) else "unknown"
+            await self._finish_attempt(attempt_id, status, error=exc)
+            raise
+        except AdapterError as exc:
+            await self._finish_attempt(attempt_id, "failed", error=exc)
+            raise
+        if isinstance(out, Pending):
+            await self._finish_attempt(attempt_id, "processing", handle=out.handle)
+            return StepOutput(pending=out)
+        await self._finish_attempt(attempt_id, "succeeded", ref=out)
+        await self._record_ref(result.id, label, out)
+        return StepOutput(post=out)
+
+    async def _settle(self, result: PostResult, label: str, out) -> StepOutput:
+        if isinstance(out, Pending):
+            return StepOutput(pending=out)
+        async with self.db.session() as s:
+            att = (await s.exec(select(PublishAttempt).where(
+                PublishAttempt.result_id == result.id, PublishAttempt.step == label)
+                .order_by(PublishAttempt.started_at.desc()))).first()
+        if att is not None:
+            await self._finish_attempt(att.id, "succeeded", ref=out)
+        await self._record_ref(result.id, label, out)
+        return StepOutput(post=out)
+
+    async def _start_attempt(self, result_id: str, label: str, tag: str) -> str:
+        async with self.db.session() as s:
+            att = PublishAttempt(result_id=result_id, step=label, tag=tag)
+            s.add(att)
+            result = await s.get(PostResult, result_id)
+            result.attempts += 1
+            s.add(result)
+            await s.commit()
+            return att.id
+
+    async def _finish_attempt(self, attempt_id: str, status: str, *, ref: PostRef | None = None,
+                              error: AdapterError | None = None, error_message: str | None = None,
+                              handle: dict | None = None) -> None:
+        async with self.db.session() as s:
+            att = await s.get(PublishAttempt, attempt_id)
+            att.status = status
+            if ref is not None:
+                att.external_id = ref.external_id
+                att.external_data = {"url": ref.url, "data": ref.data}
+            if handle is not None:
+                att.external_data = {"handle": handle}
+            if error is not None:
+                att.error_code, att.error_message = error.code, error.message[:2000]
+            elif error_message:
+                att.error_message = error_message
+            if status != "processing":
+                att.finished_at = utcnow()
+            s.add(att)
+            await s.commit()
+
+    async def _record_ref(self, result_id: str, label: str, ref: PostRef) -> None:
+        """The first part's id is the result's id: visible as soon as the platform answers."""
+        if label != "part:0":
+            return
+        async with self.db.session() as s:
+            result = await s.get(PostResult, result_id)
+            result.external_id = ref.external_id
+            result.url = ref.url
+            result.updated_at = utcnow()
+            s.add(result)
+            await s.commit()
+
+    async def _platform_call(self, account_id: str, fn):
+        try:
+            return await self.accounts.call(account_id, fn)
+        except AccountAccessError as exc:
+            raise access_error(exc) from None
+        except AdapterError as exc:
+            raise app_error(exc) from None
+
+    # --- outcomes ---
+
+    @activity.defn(name="publish.finish_target")
+    async def finish_target(self, outcome: TargetOutcome) -> None:
+        async with self.db.session() as s:
+            result = await self._result(s, outcome.result_id)
+            if result.status in TERMINAL_RESULT and result.status == outcome.status:
+                return
+            post = await s.get(Post, result.post_id)
+            now = utcnow()
+            result.status = outcome.status
+            result.error_code = outcome.error_code
+            result.error_message = outcome.error_message
+            result.updated_at = now
+            if outcome.status == "published":
+                result.published_at = now
+                account = await s.get(SocialAccount, result.social_account_id)
+                if account is not None:
+                    account.last_successful_post_at = now
+                    s.add(account)
+            s.add(result)
+            event = "post.result.published" if outcome.status == "published" else "post.result.failed"
+            await emit(s, post.workspace_id, post.livemode, event,
+                       {"post_id": post.id, "result": result_json(result)})
+            await s.commit()
+
+    @activity.defn(name="publish.set_post_status")
+    async def set_post_status(self, inp: PostStatusInput) -> None:
+        async with self.db.session() as s:
+            post = await s.get(Post, inp.post_id)
+            post.status = inp.status
+            post.updated_at = utcnow()
+            s.add(post)
+            if inp.status == "cancelled":
+                for r in (await s.exec(select(PostResult).where(PostResult.post_id == post.id))).all():
+                    r.status = "cancelled"
+                    s.add(r)
+                await emit(s, post.workspace_id, post.livemode, "post.cancelled", {"post_id": post.id})
+            await s.commit()
+
+    @activity.defn(name="publish.finish_post")
+    async def finish_post(self, post_id: str) -> PostOutcome:
+        """Aggregate the results: published, partial or failed. A success is never rolled back."""
+        async with self.db.session() as s:
+            post = await s.get(Post, post_id)
+            results = (await s.exec(select(PostResult).where(PostResult.post_id == post_id))).all()
+            published = sum(r.status == "published" for r in results)
+            failed = len(results) - published
+            status = "published" if failed == 0 else ("failed" if published == 0 else "partial")
+            post.status = status
+            now = utcnow()
+            post.updated_at = now
+            if published and post.published_at is None:
+                post.published_at = now
+            s.add(post)
+            await emit(s, post.workspace_id, post.livemode, f"post.{status}",
+                       {"post_id": post.id, "status": status, "results": [result_json(r) for r in results]})
+            await s.commit()
+        return PostOutcome(post_id=post_id, status=status, published=published, failed=failed)
+
+    @activity.defn(name="publish.apply_edit")
+    async def apply_edit(self, edit: EditInput) -> None:
+        """Write a validated edit while the workflow holds off publishing."""
+        from store.posts import apply_changes
+
+        async with self.db.session() as s:
+            post = await s.get(Post, edit.post_id)
+            await apply_changes(s, post, edit.changes)
+            await s.commit()
+
+
+def _ref(attempt: PublishAttempt | None) -> PostRef | None:
+    if attempt is None or not attempt.external_id:
+        return None
+    data = attempt.external_data or {}
+    return PostRef(external_id=attempt.external_id, url=data.get("url"), data=data.get("data", {}))

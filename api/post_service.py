@@ -1,0 +1,131 @@
+"""Creating, dispatching and waiting on posts: the one implementation both dialects call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from sqlmodel import select
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from api.auth import Principal
+from api.errors import Conflict, NotFound, ServiceUnavailable
+from api.post_requests import PostPlan
+from api.state import AppState
+from store.events import emit
+from store.models import Post, PostResult
+from store.posts import create_post, post_json, results_of, targets_json
+from workflows import search_attributes as sa
+from workflows.publish import PublishPostInput, PublishPostWorkflow
+
+log = logging.getLogger("herald.posts")
+
+
+def workflow_id(post_id: str) -> str:
+    return f"post/{post_id}"
+
+
+async def existing_by_key(session, principal: Principal, key: str | None) -> Post | None:
+    if not key:
+        return None
+    return (await session.exec(select(Post).where(
+        Post.workspace_id == principal.workspace_id, Post.livemode == principal.livemode,
+        Post.idempotency_key == key))).first()
+
+
+async def create_from_plan(state: AppState, session, principal: Principal, plan: PostPlan, *, draft: bool,
+                           idempotency_key: str | None, dialect: str = "u", external_user_id: str | None = None,
+                           metadata: dict | None = None) -> Post:
+    """Write the post and its results, then start its workflow (unless it is a draft)."""
+    status = "draft" if draft else ("scheduled" if plan.scheduled_at else "publishing")
+    post, results = await create_post(
+        session, workspace_id=principal.workspace_id, livemode=principal.livemode, status=status,
+        mode="scheduled" if plan.scheduled_at else "immediate", caption=plan.caption, title=plan.title,
+        scheduled_at=plan.scheduled_at, targets=targets_json(plan.targets), request=plan.request,
+        idempotency_key=idempotency_key, dialect=dialect, external_user_id=external_user_id, metadata=metadata)
+    if status == "scheduled":
+        await emit(session, post.workspace_id, post.livemode, "post.scheduled", post_json(post, results))
+    await session.commit()
+    if not draft:
+        await dispatch(state, session, post)
+    return post
+
+
+async def dispatch(state: AppState, session, post: Post, retry_result_ids: list[str] | None = None) -> None:
+    """Start the post's workflow. If Temporal is unreachable the post stays undispatched and the
+    maintenance sweeper starts it later: an accepted post is never lost."""
+    client = state.temporal
+    if client is None:
+        log.warning("temporal unavailable; post %s left for the dispatch sweeper", post.id)
+        return
+    results = (await session.exec(select(PostResult.platform).where(PostResult.post_id == post.id))).all()
+    try:
+        await start_workflow(client, state.settings.task_queue, post, sorted(set(results)), retry_result_ids)
+    except RPCError as exc:
+        log.warning("could not start workflow for %s (%s); the sweeper will retry", post.id, exc.status)
+        return
+    post.dispatched_at = datetime.now(UTC)
+    session.add(post)
+    await session.commit()
+
+
+async def start_workflow(client: Client, task_queue: str, post: Post, platforms: list[str],
+                         retry_result_ids: list[str] | None = None) -> None:
+    try:
+        await client.start_workflow(
+            PublishPostWorkflow.run,
+            PublishPostInput(post_id=post.id, scheduled_at=post.scheduled_at if not retry_result_ids else None,
+                             retry_result_ids=retry_result_ids or []),
+            id=workflow_id(post.id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.WORKSPACE, post.workspace_id), SearchAttributePair(sa.LIVEMODE, post.livemode),
+                SearchAttributePair(sa.PLATFORMS, platforms), SearchAttributePair(sa.STATUS, post.status)]),
+            static_summary=f"Post {post.id} to {', '.join(platforms)}",
+        )
+    except WorkflowAlreadyStartedError:
+        if retry_result_ids:
+            raise Conflict("The post is still publishing; retry once it has finished") from None
+
+
+async def wait_for_outcome(state: AppState, post_id: str, timeout: float) -> None:
+    """Wait a bounded time for the fan-out; the caller then returns the post as it is."""
+    if state.temporal is None or timeout <= 0:
+        return
+    handle = state.temporal.get_workflow_handle(workflow_id(post_id))
+    try:
+        await asyncio.wait_for(handle.result(), timeout=timeout)
+    except (TimeoutError, asyncio.TimeoutError):
+        pass
+    except Exception as exc:  # a failed or terminated run: the post's rows say what happened
+        log.warning("workflow for %s ended abnormally: %s", post_id, type(exc).__name__)
+
+
+async def workflow_running(state: AppState, post_id: str) -> bool:
+    if state.temporal is None:
+        raise ServiceUnavailable("The workflow engine is not reachable; retry shortly")
+    try:
+        desc = await state.temporal.get_workflow_handle(workflow_id(post_id)).describe()
+    except RPCError:
+        return False
+    return desc.status == WorkflowExecutionStatus.RUNNING
+
+
+async def load_post(session, principal: Principal, post_id: str) -> Post:
+    post = (await session.exec(select(Post).where(
+        Post.id == post_id, Post.workspace_id == principal.workspace_id,
+        Post.livemode == principal.livemode))).first()
+    if post is None:
+        raise NotFound("Post")
+    return post
+
+
+async def render(session, post: Post) -> dict:
+    await session.refresh(post)
+    return post_json(post, (await results_of(session, [post.id]))[post.id])

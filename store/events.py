@@ -1,0 +1,26 @@
+"""Webhook events as an outbox: written in the same transaction as the change they describe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from store.models import WebhookEvent
+
+EVENT_TYPES = (
+    "account.connected", "account.disconnected", "account.reauth_required",
+    "connect_session.completed", "connect_session.expired",
+    "post.scheduled", "post.published", "post.partial", "post.failed", "post.cancelled",
+    "post.result.published", "post.result.failed",
+)
+
+
+async def emit(session: AsyncSession, workspace_id: str, livemode: bool, type_: str,
+               data: dict[str, Any]) -> WebhookEvent:
+    if type_ not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type_}")
+    event = WebhookEvent(workspace_id=workspace_id, livemode=livemode, type=type_, data=data)
+    session.add(event)
+    await session.flush()
+    return event
