@@ -5,6 +5,7 @@
                                             prints the new key alone on stdout
     herald key revoke KEY_ID
     herald db upgrade                       applies migrations to HERALD_DATABASE_URL
+    herald post replay POST_ID              replays the post's workflow history against this code
 """
 
 from __future__ import annotations
@@ -64,6 +65,32 @@ async def _key_revoke(key_id: str) -> None:
         await db.close()
 
 
+async def _post_replay(post_id: str) -> int:
+    """Fetch every run of `post/<id>` from Temporal and replay it with the current workflow code."""
+    from temporalio.worker import Replayer
+
+    from temporal_client import connect
+    from worker import WORKFLOWS
+
+    settings = get_settings()
+    client = await connect(settings)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=client.data_converter)
+    runs = [wf async for wf in client.list_workflows(f'WorkflowId = "post/{post_id}"')]
+    if not runs:
+        print(f"no workflow found for post {post_id}", file=sys.stderr)
+        return 1
+    failures = 0
+    for run in runs:
+        history = await client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        if result.replay_failure is None:
+            print(f"ok    {run.id} run {run.run_id} ({len(history.events)} events)")
+        else:
+            failures += 1
+            print(f"FAIL  {run.id} run {run.run_id}: {result.replay_failure}")
+    return 1 if failures else 0
+
+
 def _db_upgrade() -> None:
     from store.migrate import upgrade
 
@@ -88,6 +115,10 @@ def parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply migrations")
+
+    post = sub.add_parser("post", help="posts").add_subparsers(dest="action", required=True)
+    replay = post.add_parser("replay", help="replay a post's workflow history and report non-determinism")
+    replay.add_argument("post_id")
     return p
 
 
@@ -103,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"revoked {args.key_id}", file=sys.stderr)
         case ("db", "upgrade"):
             _db_upgrade()
+        case ("post", "replay"):
+            return asyncio.run(_post_replay(args.post_id))
     return 0
 
 

@@ -50,3 +50,40 @@ async def ensure_search_attributes(client: Client, namespace: str) -> None:
              "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL}
     await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
         namespace=namespace, search_attributes={name: types[kind] for name, kind in missing.items()}))
+
+
+def workflow_id(post_id: str) -> str:
+    return f"post/{post_id}"
+
+
+async def start_post_workflow(client: Client, task_queue: str, post, platforms: list[str],
+                              retry_result_ids: list[str] | None = None) -> bool:
+    """Start `post/<id>`; False when a run is already in progress (starting is idempotent)."""
+    from temporalio.common import (
+        SearchAttributePair,
+        TypedSearchAttributes,
+        WorkflowIDConflictPolicy,
+        WorkflowIDReusePolicy,
+    )
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from workflows import search_attributes as sa
+    from workflows.publish import PublishPostInput, PublishPostWorkflow
+
+    try:
+        await client.start_workflow(
+            PublishPostWorkflow.run,
+            PublishPostInput(post_id=post.id, scheduled_at=post.scheduled_at if not retry_result_ids else None,
+                             retry_result_ids=retry_result_ids or []),
+            id=workflow_id(post.id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.WORKSPACE, post.workspace_id), SearchAttributePair(sa.LIVEMODE, post.livemode),
+                SearchAttributePair(sa.PLATFORMS, platforms), SearchAttributePair(sa.STATUS, post.status)]),
+            static_summary=f"Post {post.id} to {', '.join(platforms)}",
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    return True

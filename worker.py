@@ -41,10 +41,10 @@ class Dependencies:
         self.db = Database(settings.sqlalchemy_url)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False)
 
-    def activities(self) -> list:
-        maintenance_acts = MaintenanceActivities(self.db)
+    def activities(self, client: Client) -> list:
+        maintenance = MaintenanceActivities(self.db, client, self.settings)
         publish = PublishActivities(self.db, AccountAccess(self.db, self.http, self.settings), self.settings)
-        return [maintenance_acts.purge_expired, *activity_methods(publish)]
+        return [*activity_methods(maintenance), *activity_methods(publish)]
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -62,7 +62,7 @@ def build_worker(client: Client, deps: Dependencies) -> Worker:
         client,
         task_queue=deps.settings.task_queue,
         workflows=WORKFLOWS,
-        activities=deps.activities(),
+        activities=deps.activities(client),
     )
 
 
@@ -85,7 +85,8 @@ async def run(settings: Settings | None = None) -> None:
     crypto.configure(settings.encryption_key_list())
     client = await connect_with_retry(settings, log=log)
     await ensure_search_attributes(client, settings.temporal_namespace)
-    await ensure_schedules(client, settings)
+    if settings.schedules_enabled:
+        await ensure_schedules(client, settings)
     deps = Dependencies(settings)
     worker = build_worker(client, deps)
     stop = asyncio.Event()

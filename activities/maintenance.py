@@ -1,4 +1,4 @@
-"""Housekeeping of tables that grow with traffic."""
+"""Housekeeping: start posts that were accepted but never dispatched, and purge tables that grow."""
 
 from __future__ import annotations
 
@@ -6,10 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
+from sqlmodel import select
 from temporalio import activity
+from temporalio.client import Client
 
 from store.db import Database
-from store.models import IdempotencyRecord, OperatorLog, RateLimitWindow
+from store.models import IdempotencyRecord, OperatorLog, Post, PostResult, RateLimitWindow, utcnow
+from store.settings import Settings
+from temporal_client import start_post_workflow
+
+# A post this old without a workflow was orphaned (Temporal was down, or the API died mid-request).
+DISPATCH_GRACE = timedelta(seconds=30)
 
 
 @dataclass
@@ -23,11 +30,14 @@ class PurgeResult:
     idempotency_records: int
     rate_limit_windows: int
     operator_logs: int
+    dispatched_posts: int = 0
 
 
 class MaintenanceActivities:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, client: Client, settings: Settings):
         self.db = db
+        self.client = client
+        self.settings = settings
 
     @activity.defn(name="maintenance.purge_expired")
     async def purge_expired(self, params: PurgeInput) -> PurgeResult:
@@ -40,3 +50,22 @@ class MaintenanceActivities:
                 delete(OperatorLog).where(OperatorLog.created_at < now - timedelta(days=params.log_retention_days)))
             await s.commit()
         return PurgeResult(idem.rowcount, windows.rowcount, logs.rowcount)
+
+    @activity.defn(name="maintenance.dispatch_orphans")
+    async def dispatch_orphans(self, params: PurgeInput) -> int:
+        """Start the workflow of every accepted post that has none: no accepted post is ever lost."""
+        started = 0
+        async with self.db.session() as s:
+            orphans = (await s.exec(select(Post).where(
+                Post.dispatched_at.is_(None), Post.status.in_(("scheduled", "publishing")),
+                Post.created_at < params.now - DISPATCH_GRACE).limit(500))).all()
+            for post in orphans:
+                platforms = sorted(set((await s.exec(
+                    select(PostResult.platform).where(PostResult.post_id == post.id))).all()))
+                if await start_post_workflow(self.client, self.settings.task_queue, post, platforms):
+                    started += 1
+                    activity.logger.info("dispatched orphaned post %s", post.id)
+                post.dispatched_at = utcnow()
+                s.add(post)
+            await s.commit()
+        return started

@@ -9,6 +9,8 @@ is recorded, not posted again; "cannot tell" ends the target as `unconfirmed`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import mimetypes
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,6 +30,7 @@ from store.posts import result_json
 from store.settings import Settings
 
 TERMINAL_RESULT = {"published", "failed", "unconfirmed", "cancelled"}
+HEARTBEAT_EVERY = 2.0
 
 
 # --- inputs and outputs ---------------------------------------------------------
@@ -107,6 +110,23 @@ def app_error(exc: AdapterError) -> ApplicationError:
 
 def access_error(exc: AccountAccessError) -> ApplicationError:
     return ApplicationError(exc.message, {"code": exc.code}, type="AccountUnavailable", non_retryable=True)
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(every: float = HEARTBEAT_EVERY):
+    """Heartbeat while a platform call runs, so a dead worker's attempt is retried within the
+    heartbeat timeout instead of the whole start-to-close timeout."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def guess_type(url: str) -> str:
@@ -282,11 +302,13 @@ class PublishActivities:
                 await self._finish_attempt(previous.id, "unknown", error=exc)
                 raise
             if found is not None:
-                await self._finish_attempt(previous.id, "succeeded", ref=found)
+                await self._finish_attempt(previous.id, "succeeded", ref=found,
+                                           error_message="reconciled: found on the platform after an interrupted attempt")
                 await self._record_ref(result.id, label, found)
                 activity.logger.info("reconciled %s: already on %s as %s", tag, result.platform, found.external_id)
                 return StepOutput(post=found, reconciled=True)
-            await self._finish_attempt(previous.id, "failed", error_message="not found on the platform")
+            await self._finish_attempt(previous.id, "failed",
+                                       error_message="interrupted attempt not found on the platform; posting again")
         attempt_id = await self._start_attempt(result.id, label, tag)
         try:
             out = await create()
@@ -361,7 +383,8 @@ class PublishActivities:
 
     async def _platform_call(self, account_id: str, fn):
         try:
-            return await self.accounts.call(account_id, fn)
+            async with heartbeating():
+                return await self.accounts.call(account_id, fn)
         except AccountAccessError as exc:
             raise access_error(exc) from None
         except AdapterError as exc:

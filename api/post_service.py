@@ -7,9 +7,7 @@ import logging
 from datetime import UTC, datetime
 
 from sqlmodel import select
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from api.auth import Principal
@@ -19,14 +17,9 @@ from api.state import AppState
 from store.events import emit
 from store.models import Post, PostResult
 from store.posts import create_post, post_json, results_of, targets_json
-from workflows import search_attributes as sa
-from workflows.publish import PublishPostInput, PublishPostWorkflow
+from temporal_client import start_post_workflow, workflow_id
 
 log = logging.getLogger("herald.posts")
-
-
-def workflow_id(post_id: str) -> str:
-    return f"post/{post_id}"
 
 
 async def existing_by_key(session, principal: Principal, key: str | None) -> Post | None:
@@ -64,34 +57,16 @@ async def dispatch(state: AppState, session, post: Post, retry_result_ids: list[
         return
     results = (await session.exec(select(PostResult.platform).where(PostResult.post_id == post.id))).all()
     try:
-        await start_workflow(client, state.settings.task_queue, post, sorted(set(results)), retry_result_ids)
+        started = await start_post_workflow(client, state.settings.task_queue, post, sorted(set(results)),
+                                            retry_result_ids)
     except RPCError as exc:
         log.warning("could not start workflow for %s (%s); the sweeper will retry", post.id, exc.status)
         return
+    if not started and retry_result_ids:
+        raise Conflict("The post is still publishing; retry once it has finished")
     post.dispatched_at = datetime.now(UTC)
     session.add(post)
     await session.commit()
-
-
-async def start_workflow(client: Client, task_queue: str, post: Post, platforms: list[str],
-                         retry_result_ids: list[str] | None = None) -> None:
-    try:
-        await client.start_workflow(
-            PublishPostWorkflow.run,
-            PublishPostInput(post_id=post.id, scheduled_at=post.scheduled_at if not retry_result_ids else None,
-                             retry_result_ids=retry_result_ids or []),
-            id=workflow_id(post.id),
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes([
-                SearchAttributePair(sa.WORKSPACE, post.workspace_id), SearchAttributePair(sa.LIVEMODE, post.livemode),
-                SearchAttributePair(sa.PLATFORMS, platforms), SearchAttributePair(sa.STATUS, post.status)]),
-            static_summary=f"Post {post.id} to {', '.join(platforms)}",
-        )
-    except WorkflowAlreadyStartedError:
-        if retry_result_ids:
-            raise Conflict("The post is still publishing; retry once it has finished") from None
 
 
 async def wait_for_outcome(state: AppState, post_id: str, timeout: float) -> None:

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # Optional per-platform task queues ("platform=queue,..."), so one slow platform never starves the others.
     platform_task_queues: dict[str, str] = Field(default_factory=dict)
     temporal_ui_url: str = "http://localhost:8233"
+    # The worker keeps Herald's Temporal Schedules (maintenance, dispatch sweeper) in place.
+    schedules_enabled: bool = True
 
     public_base_url: str = "http://localhost:8000"
     # Where test-mode adapters find the sandbox platforms; empty = `<public_base_url>/sandbox`.

@@ -120,7 +120,7 @@ def make_settings(database: TestDatabase, **overrides) -> Settings:
         database_url=database.url,
         encryption_keys=TEST_KEY,
         task_queue=f"herald-test-{uuid.uuid4().hex[:8]}",
-        sandbox_enabled=False,
+        schedules_enabled=False,
     )
     values.update(overrides)
     return Settings(**values)
@@ -131,6 +131,16 @@ class Tenant:
     workspace_id: str
     test_key: str
     live_key: str
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a subprocess (worker, CLI) the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    for name in ("env", "database_url", "temporal_address", "temporal_namespace", "task_queue", "public_base_url",
+                 "rate_limit_per_minute", "schedule_lead_seconds", "schedules_enabled"):
+        env[f"HERALD_{name.upper()}"] = str(getattr(settings, name))
+    env["HERALD_ENCRYPTION_KEYS"] = settings.encryption_keys.get_secret_value()
+    return env
 
 
 @dataclass
@@ -153,8 +163,11 @@ class Stack:
         return Tenant(ws.id, test_key, live_key)
 
 
-async def start_stack(database: TestDatabase, temporal_env: WorkflowEnvironment, **overrides):
-    """Start the app (uvicorn, real sockets) and a worker; returns (stack, closer)."""
+async def start_stack(database: TestDatabase, temporal_env: WorkflowEnvironment, *, worker: bool = True,
+                      **overrides):
+    """Start the app (uvicorn, real sockets) and, unless told not to, an in-process worker.
+
+    Returns (stack, closer)."""
     from api.app import create_app
     from worker import Dependencies, build_worker
 
@@ -162,18 +175,12 @@ async def start_stack(database: TestDatabase, temporal_env: WorkflowEnvironment,
     settings = make_settings(database, temporal_address=temporal_env.client.service_client.config.target_host,
                              public_base_url=f"http://127.0.0.1:{port}", **overrides)
     deps = Dependencies(settings)
-    worker = build_worker(await connect(settings), deps)
-    worker_task = asyncio.create_task(worker.run())
+    running = build_worker(await connect(settings), deps) if worker else None
+    worker_task = asyncio.create_task(running.run()) if running else None
     from adapters.sandbox.core import WORLD
 
     WORLD.reset()
-    app = create_app(settings)
-    import importlib.util
-
-    from adapters.sandbox import PLATFORM_MODULES, sandbox_router
-    avail = [p for p, m in PLATFORM_MODULES.items() if importlib.util.find_spec(m)]
-    app.include_router(sandbox_router(avail), prefix="/sandbox")
-    server = serve(app, port=port)
+    server = serve(create_app(settings), port=port)
     url = server.__enter__()
     db = Database(settings.sqlalchemy_url)
     stack = Stack(url=url, settings=settings, db=db, tenant=None)  # type: ignore[arg-type]
@@ -181,8 +188,9 @@ async def start_stack(database: TestDatabase, temporal_env: WorkflowEnvironment,
 
     async def close() -> None:
         server.__exit__(None, None, None)
-        await worker.shutdown()
-        await worker_task
+        if running is not None:
+            await running.shutdown()
+            await worker_task
         await deps.close()
         await db.close()
 

@@ -1,6 +1,7 @@
-"""MaintenanceWorkflow: purges expired idempotency records, rate-limit windows and old logs.
+"""MaintenanceWorkflow: dispatches orphaned posts, then purges expired idempotency records,
+rate-limit windows and old operator logs.
 
-Started by the `herald-maintenance` Temporal Schedule that the worker keeps in place.
+Started every minute by the `herald-maintenance` Temporal Schedule that the worker keeps in place.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from workflows.policies import DB_RETRY, DB_TIMEOUT
 
 WORKFLOW_ID = "maintenance/purge"
 SCHEDULE_ID = "herald-maintenance"
-INTERVAL = timedelta(minutes=10)
+INTERVAL = timedelta(minutes=1)
 
 
 @workflow.defn(name="MaintenanceWorkflow")
 class MaintenanceWorkflow:
     @workflow.run
     async def run(self, params: PurgeInput) -> PurgeResult:
-        cutoff = workflow.now()
-        return await workflow.execute_activity_method(
-            MaintenanceActivities.purge_expired,
-            PurgeInput(now=cutoff, log_retention_days=params.log_retention_days),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-        )
+        now = PurgeInput(now=workflow.now(), log_retention_days=params.log_retention_days)
+        dispatched = await workflow.execute_activity_method(
+            MaintenanceActivities.dispatch_orphans, now, start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY)
+        result = await workflow.execute_activity_method(
+            MaintenanceActivities.purge_expired, now, start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY)
+        result.dispatched_posts = dispatched
+        return result

@@ -12,7 +12,9 @@ DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficien
 
 # Platform calls: transient errors and 429s back off exponentially; a RateLimited failure carries the
 # platform's Retry-After as the next retry delay. Permanent errors are raised non-retryable.
-PLATFORM_TIMEOUT = timedelta(minutes=5)
+PLATFORM_TIMEOUT = timedelta(minutes=30)  # large video uploads
+# Platform activities heartbeat every 2 s: a worker that dies mid-call is noticed within this.
+PLATFORM_HEARTBEAT = timedelta(seconds=10)
 PLATFORM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                              maximum_interval=timedelta(minutes=5), maximum_attempts=12)
 # How many times a branch polls one piece of platform processing before giving up.

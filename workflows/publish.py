@@ -33,7 +33,14 @@ with workflow.unsafe.imports_passed_through():
     from adapters.base import PostRef
 
 from workflows import search_attributes as sa
-from workflows.policies import DB_RETRY, DB_TIMEOUT, PLATFORM_RETRY, PLATFORM_TIMEOUT, POLL_LIMIT
+from workflows.policies import (
+    DB_RETRY,
+    DB_TIMEOUT,
+    PLATFORM_HEARTBEAT,
+    PLATFORM_RETRY,
+    PLATFORM_TIMEOUT,
+    POLL_LIMIT,
+)
 
 UNCONFIRMED_MESSAGE = ("The platform did not confirm whether an earlier attempt was published, so Herald did not "
                        "post again (that could duplicate it). Check the account, then retry this result if the "
@@ -225,6 +232,7 @@ class PublishPostWorkflow:
 
     async def _platform(self, fn, arg, queue: str):
         return await workflow.execute_activity_method(fn, arg, start_to_close_timeout=PLATFORM_TIMEOUT,
+                                                      heartbeat_timeout=PLATFORM_HEARTBEAT,
                                                       retry_policy=PLATFORM_RETRY, task_queue=queue or None)
 
     async def _db(self, fn, arg):

