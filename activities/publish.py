@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.accounts import AccountAccess, AccountAccessError, auth_of
 from adapters.base import MediaRef, MediaSource, PartDraft, Pending, PostRef, Prepared
-from adapters.errors import AdapterError, RateLimited, TransientError, Unverifiable
+from adapters.errors import AdapterError, OutcomeUnknown, RateLimited, TransientError, Unverifiable
 from store.db import Database
 from store.events import emit
 from store.models import Media, Post, PostResult, PublishAttempt, SocialAccount, utcnow
@@ -312,10 +312,13 @@ class PublishActivities:
         attempt_id = await self._start_attempt(result.id, label, tag)
         try:
             out = await create()
-        except TransientError as exc:
-            # A create that failed in transit may still have landed: the next attempt reconciles first.
-            status = "failed" if isinstance(exc, RateLimited) else "unknown"
-            await self._finish_attempt(attempt_id, status, error=exc)
+        except OutcomeUnknown as exc:
+            # The create may have landed: the next attempt follows up on the handle, or reconciles first.
+            await self._finish_attempt(attempt_id, "processing" if exc.handle else "unknown", error=exc,
+                                       handle=exc.handle)
+            raise
+        except TransientError as exc:  # by the adapter contract nothing was created: retry plainly
+            await self._finish_attempt(attempt_id, "failed", error=exc)
             raise
         except AdapterError as exc:
             await self._finish_attempt(attempt_id, "failed", error=exc)

@@ -14,12 +14,16 @@ class AdapterError(Exception):
     code = "platform_error"
     retryable = False
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 handle: dict | None = None):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.status = status
+        # What the platform had already handed back (e.g. TikTok's publish_id), so the next attempt
+        # can follow up on it instead of starting again.
+        self.handle = handle
 
     def __str__(self) -> str:  # pragma: no cover - trivial
         return f"{self.code}: {self.message}"

@@ -21,6 +21,8 @@ from adapters.errors import AdapterError, AuthRevoked, OutcomeUnknown, RateLimit
 
 # OAuth error codes that mean the grant will never work again.
 PERMANENT_GRANT_ERRORS = {"invalid_grant", "invalid_client", "unauthorized_client", "access_denied"}
+# Meta's Graph API answers throttling on token endpoints as 400 with these codes.
+GRAPH_RATE_LIMIT_CODES = {4, 17, 32, 613}
 
 
 def code_challenge(verifier: str, method: str) -> str:
@@ -117,6 +119,8 @@ class OAuth2Mixin:
         if resp.status_code >= 400 or (isinstance(data, dict) and data.get("error") and not data.get("access_token")):
             err = data.get("error") if isinstance(data, dict) else None
             if isinstance(err, dict):  # Graph and TikTok nest the error object
+                if err.get("code") in GRAPH_RATE_LIMIT_CODES:
+                    raise RateLimited("token endpoint rate limited", status=resp.status_code)
                 err = err.get("code") or err.get("type")
             err = str(err or f"http_{resp.status_code}")
             desc = data.get("error_description") if isinstance(data, dict) else None
@@ -147,8 +151,12 @@ class OAuth2Mixin:
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
+    """Retry-After in seconds, else X's `x-rate-limit-reset` (epoch seconds)."""
     try:
-        return float(value) if value is not None else None
+        if (value := resp.headers.get("retry-after")) is not None:
+            return float(value)
+        if (reset := resp.headers.get("x-rate-limit-reset")) is not None:
+            return max(0.0, float(reset) - time.time())
     except ValueError:
         return None
+    return None

@@ -439,7 +439,8 @@ class OAuthServer:
                 redirect_uri=redirect_uri,
                 user_id=user.id,
                 scopes=scopes,
-                challenge=form.get("code_challenge") or None,
+                # A platform without PKCE ignores a challenge, as the real ones do.
+                challenge=(form.get("code_challenge") or None) if spec.pkce != "none" else None,
                 challenge_method=form.get("code_challenge_method") or ("plain" if form.get("code_challenge") else None),
                 expires_at=time.time() + spec.code_ttl,
             )
