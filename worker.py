@@ -18,6 +18,7 @@ from temporalio.client import (
 from temporalio.worker import Worker
 
 from activities.accounts import AccountAccess
+from activities.connect import ConnectActivities
 from activities.maintenance import MaintenanceActivities, PurgeInput
 from activities.publish import PublishActivities
 from store import crypto
@@ -25,12 +26,13 @@ from store.db import Database
 from store.settings import Settings, get_settings
 from temporal_client import connect_with_retry, ensure_search_attributes
 from workflows import maintenance
+from workflows.connect import ConnectSessionWorkflow
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.publish import PublishPostWorkflow
 
 log = logging.getLogger("herald.worker")
 
-WORKFLOWS = [MaintenanceWorkflow, PublishPostWorkflow]
+WORKFLOWS = [MaintenanceWorkflow, PublishPostWorkflow, ConnectSessionWorkflow]
 
 
 class Dependencies:
@@ -44,7 +46,8 @@ class Dependencies:
     def activities(self, client: Client) -> list:
         maintenance = MaintenanceActivities(self.db, client, self.settings)
         publish = PublishActivities(self.db, AccountAccess(self.db, self.http, self.settings), self.settings)
-        return [*activity_methods(maintenance), *activity_methods(publish)]
+        connect = ConnectActivities(self.db, self.http, self.settings)
+        return [*activity_methods(maintenance), *activity_methods(publish), *activity_methods(connect)]
 
     async def close(self) -> None:
         await self.http.aclose()

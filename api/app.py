@@ -8,14 +8,27 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import RequestContextMiddleware
-from api.routers import accounts, api_keys, health, platform_credentials, platforms, posts, profiles, users, workspace
+from api.routers import (
+    accounts,
+    api_keys,
+    connect_sessions,
+    health,
+    hosted,
+    platform_credentials,
+    platforms,
+    posts,
+    profiles,
+    users,
+    workspace,
+)
 from api.state import AppState
 from store import crypto
 from store.db import Database
 from store.settings import Settings, get_settings
 
 ROUTERS = (health.router, workspace.router, api_keys.router, profiles.router, platform_credentials.router,
-           accounts.router, users.router, platforms.router, posts.social_posts, posts.posts_alias)
+           accounts.router, users.router, platforms.router, posts.social_posts, posts.posts_alias,
+           connect_sessions.router, hosted.router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -23,6 +23,7 @@ class Cipher:
             raise ValueError("at least one encryption key is required")
         self._keys: dict[str, AESGCM] = {}
         self._primary = ""
+        self._primary_raw = b""
         for i, encoded in enumerate(keys):
             raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
             if len(raw) != 32:
@@ -31,6 +32,10 @@ class Cipher:
             self._keys[kid] = AESGCM(raw)
             if i == 0:
                 self._primary = kid
+                self._primary_raw = raw
+
+    def key_material(self) -> bytes:
+        return self._primary_raw
 
     def seal(self, plaintext: str, context: str = "") -> str:
         nonce = os.urandom(12)
@@ -98,3 +103,17 @@ def constant_time_equal(a: str, b: str) -> bool:
 
 def token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
+
+
+def _signing_key(purpose: str) -> bytes:
+    """A key for MACs, derived from the primary encryption key so there is no second secret to manage."""
+    return hmac.new(cipher().key_material(), purpose.encode(), hashlib.sha256).digest()
+
+
+def sign(value: str, purpose: str) -> str:
+    mac = hmac.new(_signing_key(purpose), value.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:24]).decode().rstrip("=")
+
+
+def verify(value: str, signature: str, purpose: str) -> bool:
+    return hmac.compare_digest(sign(value, purpose), signature)

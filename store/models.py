@@ -188,6 +188,7 @@ class SocialAccount(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     connected_at: datetime = created_ts()
     disconnected_at: datetime | None = ts()
+    created_at: datetime = created_ts()
     updated_at: datetime = created_ts()
 
 

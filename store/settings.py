@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=100, ge=1)
     schedule_lead_seconds: int = Field(default=60, ge=0)
     immediate_publish_wait_seconds: float = Field(default=25.0, ge=0)
-    connect_session_ttl_minutes: int = Field(default=30, ge=1)
+    connect_session_ttl_minutes: float = Field(default=30, gt=0)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     # An in-flight idempotency record older than this is taken as abandoned (its process died).
     idempotency_lease_seconds: int = Field(default=120, ge=5)

@@ -19,3 +19,8 @@ PLATFORM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coef
                              maximum_interval=timedelta(minutes=5), maximum_attempts=12)
 # How many times a branch polls one piece of platform processing before giving up.
 POLL_LIMIT = 240
+
+# Completing a connect: the user is waiting on the page, so retry transient platform errors briefly.
+CONNECT_TIMEOUT = timedelta(seconds=30)
+CONNECT_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
+                            maximum_interval=timedelta(seconds=5), maximum_attempts=4)

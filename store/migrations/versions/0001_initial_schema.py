@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 10:02:21.508798
+Create Date: 2026-11-23 10:30:12.528892
 
 """
 from typing import Sequence, Union
@@ -288,6 +288,7 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('connected_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('disconnected_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['managed_user_id'], ['managed_users.id'], ),
     sa.ForeignKeyConstraint(['profile_id'], ['profiles.id'], ),
