@@ -20,5 +20,7 @@ install: $(UV)
 run: install
 	$(VENV)/bin/python devrun.py
 
+# Browser tests drive Debian's Chromium (never a downloaded browser).
 test: install
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	$(VENV)/bin/python -m pytest

@@ -44,8 +44,9 @@ class Dependencies:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False)
 
     def activities(self, client: Client) -> list:
-        maintenance = MaintenanceActivities(self.db, client, self.settings)
-        publish = PublishActivities(self.db, AccountAccess(self.db, self.http, self.settings), self.settings)
+        accounts = AccountAccess(self.db, self.http, self.settings)
+        maintenance = MaintenanceActivities(self.db, client, self.settings, accounts)
+        publish = PublishActivities(self.db, accounts, self.settings)
         connect = ConnectActivities(self.db, self.http, self.settings)
         return [*activity_methods(maintenance), *activity_methods(publish), *activity_methods(connect)]
 

@@ -11,12 +11,16 @@ from temporalio import activity
 from temporalio.client import Client
 
 from store.db import Database
-from store.models import IdempotencyRecord, OperatorLog, Post, PostResult, RateLimitWindow, utcnow
+from activities.accounts import AccountAccess
+from adapters.errors import AdapterError, AuthRevoked
+from store.models import IdempotencyRecord, OperatorLog, Post, PostResult, RateLimitWindow, SocialAccount, utcnow
 from store.settings import Settings
 from temporal_client import start_post_workflow
 
 # A post this old without a workflow was orphaned (Temporal was down, or the API died mid-request).
 DISPATCH_GRACE = timedelta(seconds=30)
+# Access tokens expiring within this are refreshed ahead of time by the maintenance run.
+REFRESH_AHEAD = timedelta(minutes=15)
 
 
 @dataclass
@@ -31,13 +35,35 @@ class PurgeResult:
     rate_limit_windows: int
     operator_logs: int
     dispatched_posts: int = 0
+    refreshed_accounts: int = 0
 
 
 class MaintenanceActivities:
-    def __init__(self, db: Database, client: Client, settings: Settings):
+    def __init__(self, db: Database, client: Client, settings: Settings, accounts: AccountAccess):
         self.db = db
         self.client = client
         self.settings = settings
+        self.accounts = accounts
+
+    @activity.defn(name="maintenance.refresh_due_tokens")
+    async def refresh_due_tokens(self, params: PurgeInput) -> int:
+        """Refresh every active account whose access token expires soon; a grant that will not heal
+        marks the account reauth_required (and emits account.reauth_required)."""
+        refreshed = 0
+        async with self.db.session() as s:
+            due = (await s.exec(select(SocialAccount).where(
+                SocialAccount.status == "active", SocialAccount.token_expires_at.is_not(None),
+                SocialAccount.token_expires_at < params.now + REFRESH_AHEAD).limit(200))).all()
+        for account in due:
+            try:
+                adapter = await self.accounts.adapter(account)
+                await self.accounts.refresh(account, adapter, stale_token=account.access_token)
+                refreshed += 1
+            except AuthRevoked:
+                activity.logger.info("account %s needs the user to reconnect", account.id)
+            except AdapterError as exc:  # transient: the next run tries again
+                activity.logger.warning("refresh of %s failed: %s", account.id, exc.code)
+        return refreshed
 
     @activity.defn(name="maintenance.purge_expired")
     async def purge_expired(self, params: PurgeInput) -> PurgeResult:

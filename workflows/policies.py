@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy
 
 DB_TIMEOUT = timedelta(seconds=30)
+REFRESH_TIMEOUT = timedelta(minutes=5)  # up to 200 token refreshes, one platform call each
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                        maximum_interval=timedelta(seconds=30), maximum_attempts=10)
 

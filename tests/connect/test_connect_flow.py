@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import start_stack
-from tests.support.accounts import consent
+from tests.support.histories import record_history
 
 RETURN = "https://app.acme.test/integrations/done?tab=social"
 
@@ -24,6 +24,13 @@ async def cstack(database, temporal_env):
         yield s
     finally:
         await close()
+
+
+async def record(stack, session_id: str, name: str) -> None:
+    from temporal_client import connect
+
+    client = await connect(stack.settings)
+    record_history(await client.get_workflow_handle(f"connect-session/{session_id}").fetch_history(), name)
 
 
 async def create(c, **body) -> dict:
@@ -94,6 +101,7 @@ async def test_oauth_connect_completes_and_redirects_with_safe_fields(cstack):
         landing, _ = await callback(http, await start_oauth(http, second))
         assert parse_qs(urlsplit(landing.headers["location"]).query)["account_id"] == params["account_id"]
         assert len((await c.get("/v1/accounts")).json()["data"]) == 1
+    await record(cstack, session["id"], "connect_completed.json")
 
     async with cstack.db.session() as s:
         row = (await s.execute(text("SELECT access_token, refresh_token FROM social_accounts"))).one()
@@ -115,6 +123,7 @@ async def test_denied_consent_keeps_session_pending_and_retry_works(cstack):
         landing, _ = await callback(http, await start_oauth(http, session))
         assert landing.status_code == 303
         assert (await c.get(f"/v1/connect/sessions/{session['id']}")).json()["data"]["status"] == "completed"
+    await record(cstack, session["id"], "connect_denied_then_completed.json")
 
 
 async def test_expiry_marks_session_expired_and_refuses_late_callbacks(cstack):
@@ -135,6 +144,7 @@ async def test_expiry_marks_session_expired_and_refuses_late_callbacks(cstack):
     async with cstack.db.session() as s:
         events = [r[0] for r in (await s.execute(text("SELECT type FROM webhook_events"))).all()]
     assert events == ["connect_session.expired"]
+    await record(cstack, session["id"], "connect_expired.json")
 
 
 async def test_bluesky_hosted_form_and_cancel(cstack):

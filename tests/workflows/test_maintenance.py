@@ -76,3 +76,37 @@ async def test_orphaned_posts_are_dispatched(stack, temporal_env):
     result = await temporal_env.client.get_workflow_handle_for(PublishPostWorkflow.run, f"post/{post.id}").result()
     assert result.status == "published"
     assert [p["text"] for p in await sandbox_posts(stack, "twitter")] == ["left behind"]
+
+
+async def test_tokens_are_refreshed_ahead_of_expiry_and_dead_grants_flagged(stack, temporal_env):
+    """An access token about to expire is refreshed (the rotated refresh token is stored); an account
+    whose grant was revoked at the platform becomes reauth_required and an event is emitted."""
+    from adapters.sandbox.core import WORLD
+    from store.models import SocialAccount
+    from tests.support.accounts import connect_oauth
+
+    fresh = await connect_oauth(stack, "twitter", "soon_expiring")
+    dead = await connect_oauth(stack, "tiktok", "revoked_user")
+    soon = datetime.now(UTC) + timedelta(minutes=2)
+    async with stack.db.session() as s:
+        before = {}
+        for account_id in (fresh, dead):
+            account = await s.get(SocialAccount, account_id)
+            account.token_expires_at = soon
+            before[account_id] = (account.access_token, account.refresh_token)
+            s.add(account)
+        await s.commit()
+        dead_external = (await s.get(SocialAccount, dead)).external_account_id
+    WORLD.revoke_account_tokens("tiktok", dead_external)
+    handle = await temporal_env.client.start_workflow(
+        MaintenanceWorkflow.run, PurgeInput(), id=f"maintenance/test-{uuid.uuid4().hex[:6]}",
+        task_queue=stack.settings.task_queue)
+    assert (await handle.result()).refreshed_accounts == 1
+    async with stack.db.session() as s:
+        a = await s.get(SocialAccount, fresh)
+        b = await s.get(SocialAccount, dead)
+        events = [r[0] for r in (await s.execute(text("SELECT type FROM webhook_events"))).all()]
+    assert a.status == "active" and a.access_token != before[fresh][0] and a.refresh_token != before[fresh][1]
+    assert a.token_expires_at > soon
+    assert b.status == "reauth_required" and b.last_error
+    assert events.count("account.reauth_required") == 1

@@ -20,7 +20,7 @@ RECORDED = sorted(HISTORIES.glob("*.json"))
 
 
 def test_every_workflow_has_recorded_histories():
-    assert {"maintenance", "publish"} <= {p.stem.split("_")[0] for p in RECORDED}
+    assert {"maintenance", "publish", "connect"} <= {p.stem.split("_")[0] for p in RECORDED}
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
