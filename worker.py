@@ -21,18 +21,22 @@ from activities.accounts import AccountAccess
 from activities.connect import ConnectActivities
 from activities.maintenance import MaintenanceActivities, PurgeInput
 from activities.publish import PublishActivities
+from activities.webhooks import WebhookActivities
 from store import crypto
 from store.db import Database
+from store.media import download_url
 from store.settings import Settings, get_settings
 from temporal_client import connect_with_retry, ensure_search_attributes
 from workflows import maintenance
 from workflows.connect import ConnectSessionWorkflow
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.publish import PublishPostWorkflow
+from workflows.webhooks import WebhookDeliveryWorkflow, WebhookOutboxWorkflow, ensure_outbox
 
 log = logging.getLogger("herald.worker")
 
-WORKFLOWS = [MaintenanceWorkflow, PublishPostWorkflow, ConnectSessionWorkflow]
+WORKFLOWS = [MaintenanceWorkflow, PublishPostWorkflow, ConnectSessionWorkflow,
+             WebhookDeliveryWorkflow, WebhookOutboxWorkflow]
 
 
 class Dependencies:
@@ -46,9 +50,12 @@ class Dependencies:
     def activities(self, client: Client) -> list:
         accounts = AccountAccess(self.db, self.http, self.settings)
         maintenance = MaintenanceActivities(self.db, client, self.settings, accounts)
-        publish = PublishActivities(self.db, accounts, self.settings)
+        publish = PublishActivities(self.db, accounts, self.settings,
+                                    media_urls=lambda media: download_url(self.settings, media))
         connect = ConnectActivities(self.db, self.http, self.settings)
-        return [*activity_methods(maintenance), *activity_methods(publish), *activity_methods(connect)]
+        webhooks = WebhookActivities(self.db, client, self.settings)
+        return [*activity_methods(maintenance), *activity_methods(publish), *activity_methods(connect),
+                *activity_methods(webhooks)]
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -91,6 +98,7 @@ async def run(settings: Settings | None = None) -> None:
     await ensure_search_attributes(client, settings.temporal_namespace)
     if settings.schedules_enabled:
         await ensure_schedules(client, settings)
+        await ensure_outbox(client, settings.task_queue)
     deps = Dependencies(settings)
     worker = build_worker(client, deps)
     stop = asyncio.Event()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import mimetypes
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -129,17 +128,17 @@ async def heartbeating(every: float = HEARTBEAT_EVERY):
         task.cancel()
 
 
-def guess_type(url: str) -> str:
-    return mimetypes.guess_type(url.split("?", 1)[0])[0] or "application/octet-stream"
-
-
 class PublishActivities:
-    def __init__(self, db: Database, accounts: AccountAccess, settings: Settings, media_urls=None):
+    def __init__(self, db: Database, accounts: AccountAccess, settings: Settings, media_urls=None, ingest=None):
+        from activities.media import MediaIngest
+
         self.db = db
         self.accounts = accounts
         self.settings = settings
-        # Resolves a media id to a download URL platforms can fetch (the media library).
+        # Resolves a media row to a download URL platforms can fetch (the media library).
         self.media_urls = media_urls
+        # Takes a post's media_urls into the library once, so retries and pulling platforms reuse Herald's copy.
+        self.ingest = ingest or MediaIngest(db, settings)
 
     # --- loading ---
 
@@ -150,13 +149,32 @@ class PublishActivities:
         return row
 
     async def _sources(self, s, result: PostResult, part: int) -> list[MediaSource]:
+        """Every media item of a part as a presigned library URL; `media_urls` entries are fetched into the
+        library first (once per result and URL: a retry finds the row stored by an earlier attempt)."""
+        from activities.media import IngestError
+
         spec = result.parts[part]
-        sources = [MediaSource(url=u, content_type=guess_type(u)) for u in spec.get("media_urls", [])]
-        for media_id in spec.get("media_ids", []):
-            media = await s.get(Media, media_id)
+        library: list[tuple[str, Media | None]] = []
+        if spec.get("media_urls"):
+            post = await s.get(Post, result.post_id)
+            # End the read transaction before fetching: no database lock is held across network I/O.
+            await s.commit()
+            for i, url in enumerate(spec["media_urls"]):
+                try:
+                    async with heartbeating():
+                        media = await self.ingest.ingest_url(url, post.workspace_id, post.livemode,
+                                                             cache_key=result.id)
+                except IngestError as exc:
+                    raise ApplicationError(exc.message, {"code": exc.code},
+                                           type="TransientError" if exc.retryable else "MediaRejected",
+                                           non_retryable=not exc.retryable) from None
+                library.append((f"media_urls[{i}]", media))
+        library += [(media_id, await s.get(Media, media_id)) for media_id in spec.get("media_ids", [])]
+        sources = []
+        for name, media in library:
             if media is None or media.status != "uploaded":
-                raise ApplicationError(f"media {media_id} is not uploaded", {"code": "media_unavailable"},
-                                       type="MediaRejected", non_retryable=True)
+                raise ApplicationError(f"media {name} is not uploaded or was deleted",
+                                       {"code": "media_unavailable"}, type="MediaRejected", non_retryable=True)
             sources.append(MediaSource(url=self.media_urls(media), content_type=media.content_type,
                                        size_bytes=media.size_bytes, filename=media.filename))
         return sources

@@ -9,7 +9,7 @@ such as a Bluesky PDS other than bsky.social).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -84,7 +84,7 @@ def resolve_endpoints(
 ) -> Endpoints:
     """Endpoints for live use (`sandbox_base=None`) or test mode (`/sandbox/<platform>` on Herald)."""
     urls = {name: getattr(entry, name) for name in URL_FIELDS}
-    urls["refresh_url"] = urls["refresh_url"] or urls["token_url"]
+    refresh_is_token = urls["refresh_url"] is None
     extra = dict(entry.extra_urls)
     if sandbox_base is not None:
         base = f"{sandbox_base.rstrip('/')}/{entry.platform}"
@@ -95,8 +95,8 @@ def resolve_endpoints(
             urls[key] = value
         else:
             extra[key] = value
+    if refresh_is_token and not (overrides or {}).get("refresh_url"):
+        # Refreshes follow the token endpoint, wherever an override moved it.
+        urls["refresh_url"] = urls["token_url"]
     return Endpoints(platform=entry.platform, extra=extra, sandbox=sandbox_base is not None, **urls)
 
-
-def with_overrides(entry: ProviderEntry, **changes) -> ProviderEntry:
-    return replace(entry, **changes)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
+from api.dialect_m import routes as dialect_m
 from api.middleware import RequestContextMiddleware
 from api.routers import (
     accounts,
@@ -14,11 +15,13 @@ from api.routers import (
     connect_sessions,
     health,
     hosted,
+    media,
     platform_credentials,
     platforms,
     posts,
     profiles,
     users,
+    webhooks,
     workspace,
 )
 from api.state import AppState
@@ -28,7 +31,8 @@ from store.settings import Settings, get_settings
 
 ROUTERS = (health.router, workspace.router, api_keys.router, profiles.router, platform_credentials.router,
            accounts.router, users.router, platforms.router, posts.social_posts, posts.posts_alias,
-           connect_sessions.router, hosted.router)
+           media.router, media.transfer,
+           connect_sessions.router, hosted.router, dialect_m.router, webhooks.router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -21,7 +21,16 @@ def app_state(request: Request) -> AppState:
 
 async def session(request: Request) -> AsyncIterator[AsyncSession]:
     async with app_state(request).db.session() as s:
+        # Registered so code that runs after the endpoint (idempotency bookkeeping) can release the
+        # request's transaction first: on SQLite an unfinished write would otherwise lock it out.
+        request.state.db_sessions = [*getattr(request.state, "db_sessions", []), s]
         yield s
+
+
+async def release_sessions(request: Request) -> None:
+    """Close the request's sessions now (rolling back anything uncommitted) instead of after the response."""
+    for s in getattr(request.state, "db_sessions", []):
+        await s.close()
 
 
 def settings(request: Request) -> Settings:

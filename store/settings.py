@@ -7,6 +7,7 @@ be given every secret explicitly: there are no usable defaults.
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_FILE = "secret-key"
+DEV_OPERATOR_PASSWORD_FILE = "operator-password"
 
 
 class Settings(BaseSettings):
@@ -60,6 +62,17 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Media library: bytes live in a local directory (default `<data_dir>/media`) or an S3-compatible bucket.
+    media_storage: Literal["local", "s3"] = "local"
+    media_s3_endpoint: str = ""  # e.g. https://s3.eu-central-1.amazonaws.com or a MinIO URL (path-style)
+    media_s3_bucket: str = ""
+    media_s3_region: str = "us-east-1"
+    media_s3_access_key: str = ""
+    media_s3_secret_key: SecretStr | None = None
+    media_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    # Lifetime of presigned upload and download URLs.
+    media_url_ttl_seconds: int = Field(default=3600, ge=1)
+
     @field_validator("platform_task_queues", mode="before")
     @classmethod
     def _parse_queue_pairs(cls, value: Any) -> Any:
@@ -79,6 +92,16 @@ class Settings(BaseSettings):
                 missing.append("HERALD_OPERATOR_PASSWORD")
             if missing:
                 raise ValueError(f"{', '.join(missing)} must be set when HERALD_ENV={self.env}")
+        return self
+
+    @model_validator(mode="after")
+    def _media_bucket_complete(self) -> Settings:
+        if self.media_storage == "s3":
+            missing = [f"HERALD_{name.upper()}" for name in ("media_s3_endpoint", "media_s3_bucket",
+                                                               "media_s3_access_key", "media_s3_secret_key")
+                       if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"{', '.join(missing)} must be set when HERALD_MEDIA_STORAGE=s3")
         return self
 
     # --- derived values ---
@@ -113,6 +136,20 @@ class Settings(BaseSettings):
 
     def queue_for(self, platform: str) -> str:
         return self.platform_task_queues.get(platform, self.task_queue)
+
+    def operator_password_value(self) -> str | None:
+        """The dashboard password: HERALD_OPERATOR_PASSWORD, or in development a generated file kept in
+        the data directory (read it there to log in). None outside development when unset: no login."""
+        if self.operator_password is not None and self.operator_password.get_secret_value():
+            return self.operator_password.get_secret_value()
+        if self.env != "development":
+            return None
+        path = self.data_dir / DEV_OPERATOR_PASSWORD_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(18) + "\n")
+            path.chmod(0o600)
+        return path.read_text().strip() or None
 
 
 @lru_cache

@@ -33,5 +33,5 @@ async def test_no_server_errors_anywhere(database, temporal_env, tmp_path):
     finally:
         await close()
     report = out.decode(errors="replace")
-    assert proc.returncode == 0, report[-6000:]
+    assert proc.returncode == 0, report[-12000:]
     assert "No issues found" in report or "passed" in report, report[-3000:]

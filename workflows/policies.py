@@ -25,3 +25,19 @@ POLL_LIMIT = 240
 CONNECT_TIMEOUT = timedelta(seconds=30)
 CONNECT_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
                             maximum_interval=timedelta(seconds=5), maximum_attempts=4)
+
+# Webhook deliveries: one attempt is a 10 s HTTP call; retries back off 5 s, 10 s, ... up to 1 h between
+# attempts, and 34 attempts span just over 24 h (5 s * (2^10 - 1) + 23 * 1 h). After the last one, the
+# delivery has failed; WEBHOOK_FAILURE_LIMIT failed deliveries in a row disable the subscription.
+WEBHOOK_REQUEST_TIMEOUT = timedelta(seconds=10)
+WEBHOOK_ATTEMPT_TIMEOUT = timedelta(seconds=60)  # the activity: DNS, the request, the bookkeeping
+WEBHOOK_FIRST_RETRY = timedelta(seconds=5)
+WEBHOOK_MAX_RETRY_INTERVAL = timedelta(hours=1)
+WEBHOOK_BACKOFF = 2.0
+WEBHOOK_MAX_ATTEMPTS = 34
+WEBHOOK_FAILURE_LIMIT = 50
+# The outbox loop: how often it looks for new events, and how it retries its database reads (forever: the
+# loop must never end on a database outage).
+WEBHOOK_OUTBOX_POLL = timedelta(seconds=1)
+WEBHOOK_OUTBOX_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                                   maximum_interval=timedelta(seconds=10), maximum_attempts=0)

