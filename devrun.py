@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from store.crypto import new_key
-from store.settings import DEV_SECRET_FILE, Settings
+from store.settings import DEV_OPERATOR_PASSWORD_FILE, DEV_SECRET_FILE, Settings
 from workflows.search_attributes import DEV_SERVER_FLAGS
 
 BIN = Path(sys.executable).parent
@@ -101,6 +101,15 @@ async def bootstrap_tenant(settings: Settings, data_dir: Path) -> dict[str, str]
     return saved
 
 
+def dashboard_login(settings: Settings, data_dir: Path) -> str:
+    """How to log in to the dashboard; in development this also creates the password file before the API reads it."""
+    if settings.operator_password is not None and settings.operator_password.get_secret_value():
+        return f"user {settings.operator_username}, password from HERALD_OPERATOR_PASSWORD"
+    if settings.operator_password_value() is None:
+        return "disabled until HERALD_OPERATOR_PASSWORD is set"
+    return f"user {settings.operator_username}, password: cat {data_dir / DEV_OPERATOR_PASSWORD_FILE}"
+
+
 def wait_ready(base_url: str, procs: dict[str, subprocess.Popen], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     last = ""
@@ -159,6 +168,7 @@ def main() -> int:
 
         upgrade(settings.sync_sqlalchemy_url)
         tenant = asyncio.run(bootstrap_tenant(settings, data_dir))
+        login = dashboard_login(settings, data_dir)
 
         api = urlsplit(settings.public_base_url)
         print("▶ starting worker and API", flush=True)
@@ -173,6 +183,7 @@ def main() -> int:
 Herald is running.
   API            {base}
   API docs       {base}/docs
+  Dashboard      {base}/dashboard  ({login})
   Temporal UI    {settings.temporal_ui_url}
   Workspace      {tenant['workspace_id']}
   Test API key   {tenant['test_api_key']}

@@ -9,10 +9,14 @@ from store.settings import Settings
 
 
 async def connect(settings: Settings) -> Client:
+    from observability import temporal as observed
+
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=observed.client_interceptors(settings),
+        runtime=observed.runtime(settings),
     )
 
 
@@ -56,7 +60,7 @@ def workflow_id(post_id: str) -> str:
     return f"post/{post_id}"
 
 
-async def start_post_workflow(client: Client, task_queue: str, post, platforms: list[str],
+async def start_post_workflow(client: Client, settings: Settings, post, platforms: list[str],
                               retry_result_ids: list[str] | None = None) -> bool:
     """Start `post/<id>`; False when a run is already in progress (starting is idempotent)."""
     from temporalio.common import (
@@ -68,15 +72,19 @@ async def start_post_workflow(client: Client, task_queue: str, post, platforms: 
     from temporalio.exceptions import WorkflowAlreadyStartedError
 
     from workflows import search_attributes as sa
+    from workflows.policies import PlatformRetry
     from workflows.publish import PublishPostInput, PublishPostWorkflow
 
     try:
         await client.start_workflow(
             PublishPostWorkflow.run,
             PublishPostInput(post_id=post.id, scheduled_at=post.scheduled_at if not retry_result_ids else None,
-                             retry_result_ids=retry_result_ids or []),
+                             retry_result_ids=retry_result_ids or [],
+                             platform_retry=PlatformRetry(settings.platform_retry_first_seconds,
+                                                          settings.platform_retry_longest_seconds,
+                                                          settings.platform_retry_attempts)),
             id=workflow_id(post.id),
-            task_queue=task_queue,
+            task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=TypedSearchAttributes([

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import sys
 
 import httpx
 from temporalio.client import (
@@ -22,6 +24,8 @@ from activities.connect import ConnectActivities
 from activities.maintenance import MaintenanceActivities, PurgeInput
 from activities.publish import PublishActivities
 from activities.webhooks import WebhookActivities
+from observability import http_transport, logs, start_worker_telemetry
+from observability.temporal import worker_interceptors
 from store import crypto
 from store.db import Database
 from store.media import download_url
@@ -45,7 +49,8 @@ class Dependencies:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.db = Database(settings.sqlalchemy_url)
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False)
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False,
+                                      transport=http_transport(settings))
 
     def activities(self, client: Client) -> list:
         accounts = AccountAccess(self.db, self.http, self.settings)
@@ -68,13 +73,13 @@ def activity_methods(instance) -> list:
             if not name.startswith("_") and hasattr(getattr(type(instance), name), "__temporal_activity_definition")]
 
 
-def build_worker(client: Client, deps: Dependencies) -> Worker:
-    return Worker(
-        client,
-        task_queue=deps.settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=deps.activities(client),
-    )
+def build_workers(client: Client, deps: Dependencies) -> list[Worker]:
+    """One Worker per polled queue: the main queue runs the workflows and every activity; a platform queue
+    (settings `platform_task_queues`) runs only activities, those of its platform's calls."""
+    activities = deps.activities(client)
+    return [Worker(client, task_queue=queue, workflows=WORKFLOWS if queue == deps.settings.task_queue else [],
+                   activities=activities, interceptors=worker_interceptors())
+            for queue in deps.settings.polled_queues()]
 
 
 async def ensure_schedules(client: Client, settings: Settings) -> None:
@@ -94,25 +99,35 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
 async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     crypto.configure(settings.encryption_key_list())
+    stop_telemetry = start_worker_telemetry(settings)
     client = await connect_with_retry(settings, log=log)
     await ensure_search_attributes(client, settings.temporal_namespace)
     if settings.schedules_enabled:
         await ensure_schedules(client, settings)
         await ensure_outbox(client, settings.task_queue)
     deps = Dependencies(settings)
-    worker = build_worker(client, deps)
+    workers = build_workers(client, deps)
+    if not workers:
+        raise SystemExit(f"HERALD_WORKER_QUEUES names no queue this instance has: {settings.worker_queues}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
-    async with worker:
+    log.info("worker polling task queue%s %s on %s", "s" if len(workers) > 1 else "",
+             ", ".join(w.task_queue for w in workers), settings.temporal_address)
+    async with contextlib.AsyncExitStack() as running:
+        for worker in workers:
+            await running.enter_async_context(worker)
         await stop.wait()
     await deps.close()
+    stop_telemetry()
 
 
 def main() -> None:
-    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The workflow sandbox re-imports workflow modules for every run: without cached bytecode each
+    # import recompiles them (about a tenth of the worker's CPU in the benchmark), so allow writing it.
+    sys.dont_write_bytecode = False
+    logs.configure(get_settings())
     asyncio.run(run())
 
 

@@ -18,6 +18,7 @@ from sqlmodel import select
 from adapters.base import AccountAuth, ClientCredentials, PlatformAdapter, TokenSet
 from adapters.errors import AuthExpired, AuthRevoked
 from adapters.factory import make_adapter
+from observability import metrics
 from store.accounts import store_tokens
 from store.credentials import client_for_source
 from store.db import Database
@@ -100,9 +101,14 @@ class AccountAccess:
                 try:
                     fresh = await self._refresh_at_platform(adapter, row)
                 except AuthRevoked as exc:
+                    metrics.TOKEN_REFRESHES.labels(row.platform, "revoked").inc()
                     await self.mark_reauth_required(s, row, exc.message)
                     await s.commit()
                     raise
+                except Exception:
+                    metrics.TOKEN_REFRESHES.labels(row.platform, "failed").inc()
+                    raise
+                metrics.TOKEN_REFRESHES.labels(row.platform, "succeeded").inc()
                 store_tokens(row, access_token=fresh.access_token, refresh_token=fresh.refresh_token,
                              expires_at=fresh.expires_at, refresh_expires_at=fresh.refresh_expires_at,
                              extra=fresh.extra)

@@ -88,7 +88,7 @@ class MaintenanceActivities:
             for post in orphans:
                 platforms = sorted(set((await s.exec(
                     select(PostResult.platform).where(PostResult.post_id == post.id))).all()))
-                if await start_post_workflow(self.client, self.settings.task_queue, post, platforms):
+                if await start_post_workflow(self.client, self.settings, post, platforms):
                     started += 1
                     activity.logger.info("dispatched orphaned post %s", post.id)
                 post.dispatched_at = utcnow()

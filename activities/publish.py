@@ -22,6 +22,8 @@ from temporalio.exceptions import ApplicationError
 from activities.accounts import AccountAccess, AccountAccessError, auth_of
 from adapters.base import MediaRef, MediaSource, PartDraft, Pending, PostRef, Prepared
 from adapters.errors import AdapterError, OutcomeUnknown, RateLimited, TransientError, Unverifiable
+from adapters.registry import adapter_class
+from observability import metrics
 from store.db import Database
 from store.events import emit
 from store.models import Media, Post, PostResult, PublishAttempt, SocialAccount, utcnow
@@ -30,6 +32,9 @@ from store.settings import Settings
 
 TERMINAL_RESULT = {"published", "failed", "unconfirmed", "cancelled"}
 HEARTBEAT_EVERY = 2.0
+UNCONFIRMED_MESSAGE = ("The platform did not confirm whether an earlier attempt was published, so Herald did not "
+                       "post again (that could duplicate it). Check the account, then retry this result if the "
+                       "post is missing.")
 
 
 # --- inputs and outputs ---------------------------------------------------------
@@ -48,6 +53,8 @@ class TargetPlan:
     skip: bool = False
     # Platform calls of this target run on this queue (settings can give a slow platform its own).
     task_queue: str = ""
+    # Per part: whether `prepare` does platform work (otherwise the publish step builds the draft itself).
+    stages: list[bool] = field(default_factory=list)
 
 
 @dataclass
@@ -59,6 +66,8 @@ class StepInput:
     media: list[MediaRef] = field(default_factory=list)
     reply_to: PostRef | None = None
     prepared: Prepared | None = None
+    # The target's last platform step: its success marks the result published in the same transaction.
+    final: bool = False
 
 
 @dataclass
@@ -90,6 +99,13 @@ class PostOutcome:
 class PostStatusInput:
     post_id: str
     status: str
+
+
+@dataclass
+class BeginInput:
+    post_id: str
+    # An engineer's retry names the results to run again; otherwise every target of the post.
+    result_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -193,27 +209,54 @@ class PublishActivities:
                                  .order_by(PostResult.created_at, PostResult.id))).all()
         return list(rows)
 
+    @activity.defn(name="publish.begin_post")
+    async def begin_post(self, inp: BeginInput) -> list[TargetPlan]:
+        """Mark the post publishing and plan every target, in one transaction, read at publish time so
+        edits made while waiting are honoured."""
+        async with self.db.session() as s:
+            post = await s.get(Post, inp.post_id)
+            post.status = "publishing"
+            post.updated_at = utcnow()
+            s.add(post)
+            query = select(PostResult).where(PostResult.post_id == inp.post_id)
+            if inp.result_ids:
+                query = query.where(PostResult.id.in_(inp.result_ids))
+            results = (await s.exec(query.order_by(PostResult.created_at, PostResult.id))).all()
+            succeeded = (await s.exec(select(PublishAttempt).where(
+                PublishAttempt.result_id.in_([r.id for r in results]),
+                PublishAttempt.status == "succeeded"))).all()
+            plans = [self._plan(s, r, [a for a in succeeded if a.result_id == r.id]) for r in results]
+            await s.commit()
+        return plans
+
     @activity.defn(name="publish.plan_target")
     async def plan_target(self, step: StepInput) -> TargetPlan:
+        """Runs only for workflows started before `begin_post` (see PublishPostWorkflow.run)."""
         async with self.db.session() as s:
             result = await self._result(s, step.result_id)
-            attempts = (await s.exec(select(PublishAttempt).where(
+            succeeded = (await s.exec(select(PublishAttempt).where(
                 PublishAttempt.result_id == result.id, PublishAttempt.status == "succeeded"))).all()
-            done = {a.step: a for a in attempts}
-            plan = TargetPlan(
-                result_id=result.id, platform=result.platform, part_count=len(result.parts),
-                media_counts=[len(p.get("media_urls", [])) + len(p.get("media_ids", [])) for p in result.parts],
-                has_comment=bool(result.first_comment),
-                published=[_ref(done.get(f"part:{i}")) for i in range(len(result.parts))],
-                comment_done="comment" in done,
-                skip=result.status == "published",
-                task_queue=self.settings.queue_for(result.platform),
-            )
-            if not plan.skip:
-                result.status = "publishing"
-                result.updated_at = utcnow()
-                s.add(result)
-                await s.commit()
+            plan = self._plan(s, result, succeeded)
+            await s.commit()
+        return plan
+
+    def _plan(self, s, result: PostResult, succeeded: list[PublishAttempt]) -> TargetPlan:
+        """What is left to do for one target; marks it publishing unless it already was published."""
+        done = {a.step: a for a in succeeded}
+        media_counts = [len(p.get("media_urls", [])) + len(p.get("media_ids", [])) for p in result.parts]
+        adapter = adapter_class(result.platform)
+        plan = TargetPlan(
+            result_id=result.id, platform=result.platform, part_count=len(result.parts),
+            media_counts=media_counts, has_comment=bool(result.first_comment),
+            published=[_ref(done.get(f"part:{i}")) for i in range(len(result.parts))],
+            comment_done="comment" in done, skip=result.status == "published",
+            task_queue=self.settings.queue_for(result.platform),
+            stages=[adapter.stages(n) for n in media_counts],
+        )
+        if not plan.skip:
+            result.status = "publishing"
+            result.updated_at = utcnow()
+            s.add(result)
         return plan
 
     # --- media ---
@@ -256,8 +299,10 @@ class PublishActivities:
         label = f"part:{step.part}"
         async with self.db.session() as s:
             result = await self._result(s, step.result_id)
-        prepared = step.prepared
-        assert prepared is not None
+            prepared = step.prepared
+            if prepared is None:  # the platform stages nothing for this part
+                post = await s.get(Post, result.post_id)
+                prepared = Prepared(draft=self._draft(post, result, step.part, step.media, step.reply_to))
 
         async def go(account, adapter):
             auth = auth_of(account)
@@ -270,7 +315,7 @@ class PublishActivities:
 
             return await self._ledgered(result, label, prepared.draft, reconcile,
                                         lambda: adapter.publish(auth, prepared),
-                                        lambda handle: adapter.poll_publish(auth, handle))
+                                        lambda handle: adapter.poll_publish(auth, handle), final=step.final)
 
         return await self._platform_call(result.social_account_id, go)
 
@@ -282,7 +327,7 @@ class PublishActivities:
 
         async def go(account, adapter):
             out = await adapter.poll_publish(auth_of(account), step.handle or {})
-            return await self._settle(result, label, out)
+            return await self._settle(result, label, out, final=step.final)
 
         return await self._platform_call(result.social_account_id, go)
 
@@ -299,30 +344,36 @@ class PublishActivities:
             auth = auth_of(account)
             return await self._ledgered(result, "comment", draft,
                                         lambda since: adapter.reconcile(auth, draft, since=since),
-                                        lambda: adapter.comment(auth, parent, draft.text, tag=draft.tag), None)
+                                        lambda: adapter.comment(auth, parent, draft.text, tag=draft.tag), None,
+                                        final=step.final)
 
         return await self._platform_call(result.social_account_id, go)
 
-    async def _ledgered(self, result: PostResult, label: str, draft: PartDraft, reconcile, create, poll):
+    async def _ledgered(self, result: PostResult, label: str, draft: PartDraft, reconcile, create, poll, *,
+                        final: bool):
         """Reconcile any unfinished earlier attempt, then record, call, and record the answer."""
         tag = draft.tag
         async with self.db.session() as s:
             previous = (await s.exec(select(PublishAttempt).where(PublishAttempt.tag == tag)
                                      .order_by(PublishAttempt.started_at.desc()))).first()
         if previous is not None and previous.status == "succeeded":
-            return StepOutput(post=_ref(previous), reconciled=True)
+            ref = _ref(previous)
+            await self._succeeded(result.id, label, None, ref, final=final)
+            return StepOutput(post=ref, reconciled=True)
         if previous is not None and previous.status == "processing" and poll is not None:
-            return await self._settle(result, label, await poll(previous.external_data.get("handle", {})))
+            return await self._settle(result, label, await poll(previous.external_data.get("handle", {})),
+                                      final=final)
         if previous is not None and previous.status in ("started", "unknown"):
             try:
                 found = await reconcile(previous.started_at.timestamp() - 60)
             except Unverifiable as exc:
+                metrics.RECONCILIATIONS.labels(result.platform, "unverifiable").inc()
                 await self._finish_attempt(previous.id, "unknown", error=exc)
                 raise
+            metrics.RECONCILIATIONS.labels(result.platform, "found" if found is not None else "not_found").inc()
             if found is not None:
-                await self._finish_attempt(previous.id, "succeeded", ref=found,
-                                           error_message="reconciled: found on the platform after an interrupted attempt")
-                await self._record_ref(result.id, label, found)
+                await self._succeeded(result.id, label, previous.id, found, final=final,
+                                      note="reconciled: found on the platform after an interrupted attempt")
                 activity.logger.info("reconciled %s: already on %s as %s", tag, result.platform, found.external_id)
                 return StepOutput(post=found, reconciled=True)
             await self._finish_attempt(previous.id, "failed",
@@ -339,25 +390,32 @@ class PublishActivities:
             await self._finish_attempt(attempt_id, "failed", error=exc)
             raise
         except AdapterError as exc:
+            if exc.code == "duplicate_content" and previous is not None and previous.status in ("started", "unknown"):
+                # The platform refuses a repeat of a post an interrupted attempt made after all (its listing
+                # had not shown it yet): record it if it shows now, otherwise it is unconfirmed, never failed.
+                found = await reconcile(previous.started_at.timestamp() - 60)
+                if found is not None:
+                    await self._succeeded(result.id, label, attempt_id, found, final=final,
+                                          note="reconciled: the platform refused a duplicate of an earlier attempt")
+                    return StepOutput(post=found, reconciled=True)
+                await self._finish_attempt(attempt_id, "unknown", error=exc)
+                raise Unverifiable(f"{exc.message} (an earlier attempt may have published it)") from None
             await self._finish_attempt(attempt_id, "failed", error=exc)
             raise
         if isinstance(out, Pending):
             await self._finish_attempt(attempt_id, "processing", handle=out.handle)
             return StepOutput(pending=out)
-        await self._finish_attempt(attempt_id, "succeeded", ref=out)
-        await self._record_ref(result.id, label, out)
+        await self._succeeded(result.id, label, attempt_id, out, final=final)
         return StepOutput(post=out)
 
-    async def _settle(self, result: PostResult, label: str, out) -> StepOutput:
+    async def _settle(self, result: PostResult, label: str, out, *, final: bool) -> StepOutput:
         if isinstance(out, Pending):
             return StepOutput(pending=out)
         async with self.db.session() as s:
-            att = (await s.exec(select(PublishAttempt).where(
+            att = (await s.exec(select(PublishAttempt.id).where(
                 PublishAttempt.result_id == result.id, PublishAttempt.step == label)
                 .order_by(PublishAttempt.started_at.desc()))).first()
-        if att is not None:
-            await self._finish_attempt(att.id, "succeeded", ref=out)
-        await self._record_ref(result.id, label, out)
+        await self._succeeded(result.id, label, att, out, final=final)
         return StepOutput(post=out)
 
     async def _start_attempt(self, result_id: str, label: str, tag: str) -> str:
@@ -370,36 +428,32 @@ class PublishActivities:
             await s.commit()
             return att.id
 
-    async def _finish_attempt(self, attempt_id: str, status: str, *, ref: PostRef | None = None,
-                              error: AdapterError | None = None, error_message: str | None = None,
-                              handle: dict | None = None) -> None:
+    async def _finish_attempt(self, attempt_id: str, status: str, *, error: AdapterError | None = None,
+                              error_message: str | None = None, handle: dict | None = None) -> None:
         async with self.db.session() as s:
             att = await s.get(PublishAttempt, attempt_id)
-            att.status = status
-            if ref is not None:
-                att.external_id = ref.external_id
-                att.external_data = {"url": ref.url, "data": ref.data}
-            if handle is not None:
-                att.external_data = {"handle": handle}
-            if error is not None:
-                att.error_code, att.error_message = error.code, error.message[:2000]
-            elif error_message:
-                att.error_message = error_message
-            if status != "processing":
-                att.finished_at = utcnow()
+            _close_attempt(att, status, error=error, error_message=error_message, handle=handle)
             s.add(att)
             await s.commit()
 
-    async def _record_ref(self, result_id: str, label: str, ref: PostRef) -> None:
-        """The first part's id is the result's id: visible as soon as the platform answers."""
-        if label != "part:0":
-            return
+    async def _succeeded(self, result_id: str, label: str, attempt_id: str | None, ref: PostRef, *, final: bool,
+                         note: str | None = None) -> None:
+        """One transaction: the attempt succeeded; the first part's id becomes the result's (visible as soon as
+        the platform answers); and on the target's last step the result is published."""
         async with self.db.session() as s:
+            if attempt_id is not None:
+                att = await s.get(PublishAttempt, attempt_id)
+                if att.status != "succeeded":
+                    _close_attempt(att, "succeeded", ref=ref, error_message=note)
+                    s.add(att)
             result = await s.get(PostResult, result_id)
-            result.external_id = ref.external_id
-            result.url = ref.url
-            result.updated_at = utcnow()
-            s.add(result)
+            if label == "part:0" and result.external_id != ref.external_id:
+                result.external_id = ref.external_id
+                result.url = ref.url
+                result.updated_at = utcnow()
+                s.add(result)
+            if final:
+                await self._mark_result(s, result, TargetOutcome(result_id, "published"))
             await s.commit()
 
     async def _platform_call(self, account_id: str, fn):
@@ -416,26 +470,38 @@ class PublishActivities:
     @activity.defn(name="publish.finish_target")
     async def finish_target(self, outcome: TargetOutcome) -> None:
         async with self.db.session() as s:
-            result = await self._result(s, outcome.result_id)
-            if result.status in TERMINAL_RESULT and result.status == outcome.status:
-                return
-            post = await s.get(Post, result.post_id)
-            now = utcnow()
-            result.status = outcome.status
-            result.error_code = outcome.error_code
-            result.error_message = outcome.error_message
-            result.updated_at = now
-            if outcome.status == "published":
-                result.published_at = now
-                account = await s.get(SocialAccount, result.social_account_id)
-                if account is not None:
-                    account.last_successful_post_at = now
-                    s.add(account)
-            s.add(result)
-            event = "post.result.published" if outcome.status == "published" else "post.result.failed"
-            await emit(s, post.workspace_id, post.livemode, event,
-                       {"post_id": post.id, "result": result_json(result)})
+            if outcome.status == "failed":
+                # A call whose outcome was never settled may have published (e.g. the answer was lost, then
+                # reconciling failed too): that target is unconfirmed, never failed, so it is not lost.
+                unsettled = (await s.exec(select(PublishAttempt.id).where(
+                    PublishAttempt.result_id == outcome.result_id,
+                    PublishAttempt.status.in_(("started", "unknown", "processing"))))).first()
+                if unsettled is not None:
+                    outcome = TargetOutcome(outcome.result_id, "unconfirmed", "unconfirmed", UNCONFIRMED_MESSAGE)
+            await self._mark_result(s, await self._result(s, outcome.result_id), outcome)
             await s.commit()
+
+    async def _mark_result(self, s, result: PostResult, outcome: TargetOutcome) -> None:
+        """A result's terminal status and its webhook event; a repeat of the same outcome changes nothing."""
+        if result.status in TERMINAL_RESULT and result.status == outcome.status:
+            return
+        metrics.RESULTS.labels(result.platform, outcome.status).inc()
+        post = await s.get(Post, result.post_id)
+        now = utcnow()
+        result.status = outcome.status
+        result.error_code = outcome.error_code
+        result.error_message = outcome.error_message
+        result.updated_at = now
+        if outcome.status == "published":
+            result.published_at = now
+            account = await s.get(SocialAccount, result.social_account_id)
+            if account is not None:
+                account.last_successful_post_at = now
+                s.add(account)
+        s.add(result)
+        event = "post.result.published" if outcome.status == "published" else "post.result.failed"
+        await emit(s, post.workspace_id, post.livemode, event,
+                   {"post_id": post.id, "result": result_json(result)})
 
     @activity.defn(name="publish.set_post_status")
     async def set_post_status(self, inp: PostStatusInput) -> None:
@@ -450,6 +516,8 @@ class PublishActivities:
                     s.add(r)
                 await emit(s, post.workspace_id, post.livemode, "post.cancelled", {"post_id": post.id})
             await s.commit()
+        if inp.status == "cancelled":
+            metrics.POSTS.labels("cancelled").inc()
 
     @activity.defn(name="publish.finish_post")
     async def finish_post(self, post_id: str) -> PostOutcome:
@@ -460,6 +528,8 @@ class PublishActivities:
             published = sum(r.status == "published" for r in results)
             failed = len(results) - published
             status = "published" if failed == 0 else ("failed" if published == 0 else "partial")
+            if post.status == status:  # a repeated run (local activities can run twice): emit nothing twice
+                return PostOutcome(post_id=post_id, status=status, published=published, failed=failed)
             post.status = status
             now = utcnow()
             post.updated_at = now
@@ -469,6 +539,7 @@ class PublishActivities:
             await emit(s, post.workspace_id, post.livemode, f"post.{status}",
                        {"post_id": post.id, "status": status, "results": [result_json(r) for r in results]})
             await s.commit()
+        metrics.POSTS.labels(status).inc()
         return PostOutcome(post_id=post_id, status=status, published=published, failed=failed)
 
     @activity.defn(name="publish.apply_edit")
@@ -480,6 +551,23 @@ class PublishActivities:
             post = await s.get(Post, edit.post_id)
             await apply_changes(s, post, edit.changes)
             await s.commit()
+
+
+def _close_attempt(att: PublishAttempt, status: str, *, ref: PostRef | None = None,
+                   error: AdapterError | None = None, error_message: str | None = None,
+                   handle: dict | None = None) -> None:
+    att.status = status
+    if ref is not None:
+        att.external_id = ref.external_id
+        att.external_data = {"url": ref.url, "data": ref.data}
+    if handle is not None:
+        att.external_data = {"handle": handle}
+    if error is not None:
+        att.error_code, att.error_message = error.code, error.message[:2000]
+    elif error_message:
+        att.error_message = error_message
+    if status != "processing":
+        att.finished_at = utcnow()
 
 
 def _ref(attempt: PublishAttempt | None) -> PostRef | None:

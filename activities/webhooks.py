@@ -24,6 +24,7 @@ from sqlmodel import select
 from temporalio import activity
 from temporalio.client import Client
 
+from observability import metrics
 from store.db import Database
 from store.models import OperatorLog, WebhookDelivery, WebhookEvent, WebhookSubscription, utcnow
 from store.settings import Settings
@@ -144,6 +145,7 @@ class WebhookActivities:
             sub = await s.get(WebhookSubscription, inp.subscription_id)
             event = await s.get(WebhookEvent, inp.event_id)
         if sub is None or event is None or not sub.active:
+            metrics.WEBHOOK_ATTEMPTS.labels("skipped").inc()
             return AttemptOutcome("skipped", error="The subscription was deleted or disabled")
         now = utcnow()
         body = payload(event)
@@ -171,6 +173,7 @@ class WebhookActivities:
         try:
             return await self._record(row, inp, succeeded=succeeded, gone=status_code == 410, refused=refused)
         except IntegrityError:  # the subscription was deleted while the request was in flight
+            metrics.WEBHOOK_ATTEMPTS.labels("skipped").inc()
             return AttemptOutcome("skipped", status_code, error)
 
     async def _send(self, url: str, body: bytes, headers: dict[str, str], *,
@@ -219,6 +222,7 @@ class WebhookActivities:
                 if failures >= inp.failure_limit:
                     await self._disable(s, inp.subscription_id, f"{failures} deliveries in a row failed")
             await s.commit()
+        metrics.WEBHOOK_ATTEMPTS.labels(outcome.status).inc()
         return outcome
 
     @staticmethod

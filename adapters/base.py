@@ -169,6 +169,12 @@ class PlatformAdapter(abc.ABC):
     async def poll_media(self, auth: AccountAuth, handle: dict[str, Any]) -> MediaRef | Pending:
         raise NotImplementedError(f"{self.platform} has no asynchronous media processing")
 
+    @classmethod
+    def stages(cls, media_count: int) -> bool:
+        """Whether `prepare` calls the platform for a part with this many media items. When it does not,
+        the pipeline skips the step and publishes the draft as it is."""
+        return cls.prepare is not PlatformAdapter.prepare
+
     async def prepare(self, auth: AccountAuth, draft: PartDraft) -> Prepared | Pending:
         """Stage a part before its publish time. Most platforms have nothing to stage."""
         return Prepared(draft=draft)

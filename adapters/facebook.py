@@ -195,6 +195,10 @@ class FacebookAdapter(GraphTokenMixin, PlatformAdapter):
         # Facebook pulls photos (`url`) and videos (`file_url`) itself when the post is made.
         return MediaRef(platform_media_id=media.url, content_type=media.content_type, data={"url": media.url})
 
+    @classmethod
+    def stages(cls, media_count: int) -> bool:
+        return media_count >= 2
+
     async def prepare(self, auth: AccountAuth, draft: PartDraft) -> Prepared:
         """Several photos are uploaded unpublished first; they become one post in `publish`."""
         if len(draft.media) < 2:

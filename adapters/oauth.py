@@ -9,6 +9,8 @@ exchanges, Page tokens) override single methods in their own module.
 from __future__ import annotations
 
 import base64
+import logging
+import re
 import time
 from typing import Any
 
@@ -23,6 +25,32 @@ from adapters.errors import AdapterError, AuthRevoked, OutcomeUnknown, RateLimit
 PERMANENT_GRANT_ERRORS = {"invalid_grant", "invalid_client", "unauthorized_client", "access_denied"}
 # Meta's Graph API answers throttling on token endpoints as 400 with these codes.
 GRAPH_RATE_LIMIT_CODES = {4, 17, 32, 613}
+
+
+# Query parameters whose values are credentials (client_secret, access_token, fb_exchange_token, code, sig...).
+CREDENTIAL_PARAM = re.compile(r"token|secret|code|password|sig|key|auth|credential", re.IGNORECASE)
+
+
+def redacted_url(url: httpx.URL) -> httpx.URL:
+    """The URL with the values of credential-like query parameters replaced."""
+    if not url.query:
+        return url
+    params = [(k, "REDACTED" if CREDENTIAL_PARAM.search(k) else v) for k, v in url.params.multi_items()]
+    return url.copy_with(params=params)
+
+
+class RedactCredentialsInUrls(logging.Filter):
+    """httpx logs every request's full URL at INFO. Some platform contracts put credentials in the query
+    string (Graph's token exchanges take client_secret and the token to exchange), so those values are
+    redacted before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(redacted_url(a) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(RedactCredentialsInUrls())
 
 
 def code_challenge(verifier: str, method: str) -> str:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
+from api.dashboard import routes as dashboard
 from api.dialect_m import routes as dialect_m
 from api.middleware import RequestContextMiddleware
 from api.routers import (
@@ -15,6 +16,7 @@ from api.routers import (
     connect_sessions,
     health,
     hosted,
+    logs,
     media,
     platform_credentials,
     platforms,
@@ -25,6 +27,7 @@ from api.routers import (
     workspace,
 )
 from api.state import AppState
+from observability import FASTAPI_TELEMETRY, instrument_app
 from store import crypto
 from store.db import Database
 from store.settings import Settings, get_settings
@@ -32,7 +35,8 @@ from store.settings import Settings, get_settings
 ROUTERS = (health.router, workspace.router, api_keys.router, profiles.router, platform_credentials.router,
            accounts.router, users.router, platforms.router, posts.social_posts, posts.posts_alias,
            media.router, media.transfer,
-           connect_sessions.router, hosted.router, dialect_m.router, webhooks.router)
+           connect_sessions.router, hosted.router, dialect_m.router, webhooks.router, logs.router,
+           dashboard.router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         crypto.configure(settings.encryption_key_list())
         state = AppState(settings=settings, db=Database(settings.sqlalchemy_url))
         app.state.herald = state
-        state.start_temporal()
+        state.start()
         try:
             yield
         finally:
@@ -56,9 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Connect end users' social accounts through a hosted OAuth flow and publish or schedule "
                     "posts to many platforms at once. Authenticate with `Authorization: Bearer <api key>`.",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
     )
     errors.install(app)
     app.add_middleware(RequestContextMiddleware)
+    instrument_app(app, settings)
     for router in ROUTERS:
         app.include_router(router)
     if settings.sandbox_enabled:

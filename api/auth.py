@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fastapi import Request
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import select, update
 
 from api.errors import RateLimitExceeded, Unauthorized
+from api.rate_limit import RateLimiter
 from store.crypto import hash_api_key
-from store.models import ApiKey, RateLimitWindow
+from store.models import ApiKey
 
 KEY_PATTERN = re.compile(r"^[a-z0-9]{1,16}_(live|test)_[A-Za-z0-9_-]{20,128}$")
 # last_used_at is written at most this often per key, to keep reads cheap.
@@ -64,42 +65,21 @@ async def authenticate(request: Request) -> Principal:
             raise Unauthorized("API key has expired")
         principal = Principal(workspace_id=row.workspace_id, livemode=row.livemode, api_key_id=row.id)
         request.state.principal = principal
-        await enforce_rate_limit(request, session, principal, app_state.settings.rate_limit_per_minute)
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
             await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-        await session.commit()
+            await session.commit()
+    await enforce_rate_limit(request, app_state.rate_limiter, principal)
     return principal
 
 
-async def enforce_rate_limit(request: Request, session, principal: Principal, limit: int) -> None:
-    """A fixed one-minute window per key, counted in the database so every replica shares it."""
+async def enforce_rate_limit(request: Request, limiter: RateLimiter, principal: Principal) -> None:
+    """A fixed one-minute window per key (see api.rate_limit)."""
     now = time.time()
-    window = int(now // 60)
-    result = await session.execute(
-        text(
-            "INSERT INTO rate_limit_windows (api_key_id, window_start, count) VALUES (:k, :w, 1) "
-            "ON CONFLICT (api_key_id, window_start) DO UPDATE SET count = rate_limit_windows.count + 1 "
-            "RETURNING count"
-        ),
-        {"k": principal.api_key_id, "w": window},
-    )
-    count = result.scalar_one()
-    if count == 1:  # first hit of a new window: drop this key's old windows
-        await session.execute(
-            delete(RateLimitWindow).where(RateLimitWindow.api_key_id == principal.api_key_id,
-                                          RateLimitWindow.window_start < window)
-        )
-    reset = (window + 1) * 60
-    remaining = max(0, limit - count)
-    request.state.rate_limit_headers = {
-        "X-RateLimit-Limit": str(limit),
-        "X-RateLimit-Remaining": str(remaining),
-        "X-RateLimit-Reset": str(reset),
-    }
-    if count > limit:
-        await session.commit()
-        retry_after = max(1, int(reset - now + 0.999))
+    verdict = await limiter.hit(principal.api_key_id, now)
+    request.state.rate_limit_headers = verdict.headers()
+    if not verdict.allowed:
+        retry_after = max(1, int(verdict.reset - now + 0.999))
         raise RateLimitExceeded(
-            f"Rate limit of {limit} requests per minute exceeded",
+            f"Rate limit of {verdict.limit} requests per minute exceeded",
             headers={**request.state.rate_limit_headers, "Retry-After": str(retry_after)},
         )

@@ -7,6 +7,8 @@ carries an `Idempotency-Key` header (or, in dialect U, a body field
 - the same key and body replays that answer with `Idempotent-Replayed: true`;
 - the same key with another body, or while the first is still running, is a 409.
 A request that fails with a 5xx releases the key, so the client can retry it.
+The kept answer is sealed at rest like any other secret: some answers show one (a new API key, a webhook
+secret) exactly once, and the replay must be able to show it again without the database ever holding it.
 """
 
 from __future__ import annotations
@@ -26,11 +28,24 @@ from sqlalchemy.exc import IntegrityError
 from api.auth import Principal, authenticate
 from api.deps import release_sessions
 from api.errors import ApiError, Conflict, ValidationFailed, api_error_response, validation_response
+from store import crypto
 from store.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 64
 # Answers that say nothing about the request itself are not remembered.
 NOT_STORED = {401, 409, 429}
+BODY_CONTEXT = "idempotency_records.response_body"
+
+
+def seal_body(body: str) -> str:
+    return crypto.cipher().seal(body, BODY_CONTEXT)
+
+
+def open_body(stored: str | None) -> str:
+    """The kept answer; rows written before answers were sealed hold the JSON itself."""
+    if stored and stored.startswith("v1."):
+        return crypto.cipher().open(stored, BODY_CONTEXT)
+    return stored or ""
 
 
 def _key_from(request: Request, body: bytes, allow_body_field: bool) -> tuple[str | None, str]:
@@ -140,7 +155,7 @@ class IdempotencyStore:
                 if rec.request_hash != fingerprint:
                     raise Conflict("Idempotency key was already used with a different request body")
                 if rec.status == "done":
-                    resp = Response(content=rec.response_body or "", status_code=rec.response_status or 200,
+                    resp = Response(content=open_body(rec.response_body), status_code=rec.response_status or 200,
                                     media_type="application/json")
                     resp.headers["Idempotent-Replayed"] = "true"
                     return resp
@@ -163,7 +178,7 @@ class IdempotencyStore:
             await s.execute(
                 update(IdempotencyRecord).where(*self._scope(principal, key)).values(
                     status="done", response_status=response.status_code,
-                    response_body=bytes(response.body).decode("utf-8"),
+                    response_body=seal_body(bytes(response.body).decode("utf-8")),
                 )
             )
             await s.commit()

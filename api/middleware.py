@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -10,6 +9,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from observability import logs, metrics
 from store.models import OperatorLog
 
 log = logging.getLogger("herald.requests")
@@ -26,7 +26,6 @@ def new_request_id() -> str:
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app
-        self._pending: set[asyncio.Task] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,6 +37,7 @@ class RequestContextMiddleware:
         state["request_id"] = request_id
         started = time.perf_counter()
         status_holder = {"status": 500}
+        log_context = logs.bind_request(scope)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -53,35 +53,32 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            metrics.observe_request(scope, status_holder["status"], started)
             path = scope.get("path", "")
             if not path.startswith(_UNLOGGED):
                 self._log(scope, state, request_id, status_holder["status"], started)
+            logs.unbind_request(log_context)
 
     def _log(self, scope: Scope, state: dict, request_id: str, status: int, started: float) -> None:
         duration_ms = int((time.perf_counter() - started) * 1000)
         principal = state.get("principal")
-        log.info("%s %s %s %dms", scope.get("method"), scope.get("path"), status, duration_ms,
-                 extra={"request_id": request_id,
-                        "workspace_id": getattr(principal, "workspace_id", None)})
+        # The request id and workspace come from the scope bound to the log context (observability.logs).
+        log.info("%s %s %s %dms", scope.get("method"), scope.get("path"), status, duration_ms)
         if principal is None:
             return  # unauthenticated noise has no workspace to show it to
         app_state = scope["app"].state.herald
+        # The router leaves the matched path parameters in the scope: they make a call findable by post or account.
+        params = scope.get("path_params") or {}
         entry = OperatorLog(
             workspace_id=principal.workspace_id, livemode=principal.livemode, kind="request",
             level="error" if status >= 500 else ("warn" if status >= 400 else "info"),
             request_id=request_id, method=scope.get("method"), path=scope.get("path", "")[:512],
             status_code=status, duration_ms=duration_ms,
+            post_id=_id(params.get("post_id")), account_id=_id(params.get("account_id")),
             message=f"{scope.get('method')} {scope.get('path')} -> {status}",
         )
-        task = asyncio.create_task(_write(app_state, entry))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        app_state.write_behind.log(entry)
 
 
-async def _write(app_state, entry: OperatorLog) -> None:
-    try:
-        async with app_state.db.session() as s:
-            s.add(entry)
-            await s.commit()
-    except Exception:  # the log must never break a request
-        log.warning("operator log write failed", exc_info=True)
+def _id(value) -> str | None:
+    return str(value)[:40] if value else None

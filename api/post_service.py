@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
 from sqlalchemy import or_
 from sqlmodel import select
@@ -23,12 +22,17 @@ from temporal_client import start_post_workflow, workflow_id
 log = logging.getLogger("herald.posts")
 
 
-async def existing_by_key(session, principal: Principal, key: str | None) -> Post | None:
+async def existing_by_key(state: AppState, session, principal: Principal, key: str | None) -> Post | None:
+    """The post an earlier request with this idempotency key created. If that request died between writing
+    the post and starting its workflow, the workflow is started now rather than by the sweeper later."""
     if not key:
         return None
-    return (await session.exec(select(Post).where(
+    post = (await session.exec(select(Post).where(
         Post.workspace_id == principal.workspace_id, Post.livemode == principal.livemode,
         Post.idempotency_key == key))).first()
+    if post is not None and post.dispatched_at is None and post.status in ("scheduled", "publishing"):
+        await dispatch(state, session, post)  # starting is idempotent: a running workflow is left alone
+    return post
 
 
 async def create_from_plan(state: AppState, session, principal: Principal, plan: PostPlan, *, draft: bool,
@@ -58,16 +62,14 @@ async def dispatch(state: AppState, session, post: Post, retry_result_ids: list[
         return
     results = (await session.exec(select(PostResult.platform).where(PostResult.post_id == post.id))).all()
     try:
-        started = await start_post_workflow(client, state.settings.task_queue, post, sorted(set(results)),
+        started = await start_post_workflow(client, state.settings, post, sorted(set(results)),
                                             retry_result_ids)
     except RPCError as exc:
         log.warning("could not start workflow for %s (%s); the sweeper will retry", post.id, exc.status)
         return
     if not started and retry_result_ids:
         raise Conflict("The post is still publishing; retry once it has finished")
-    post.dispatched_at = datetime.now(UTC)
-    session.add(post)
-    await session.commit()
+    state.write_behind.dispatched(post.id)
 
 
 async def wait_for_outcome(state: AppState, post_id: str, timeout: float) -> None:

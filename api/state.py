@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 import httpx
 from temporalio.client import Client
 
+from api.rate_limit import RateLimiter
+from api.write_behind import WriteBehind
 from store.db import Database
 from store.settings import Settings
 
 log = logging.getLogger("herald.api")
+
+# How often the rate limit counts and the write-behind bookkeeping reach the database.
+SYNC_INTERVAL = 0.25
 
 
 @dataclass
@@ -23,7 +29,30 @@ class AppState:
     temporal_error: str | None = None
     http: httpx.AsyncClient = field(
         default_factory=lambda: httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)))
+    rate_limiter: RateLimiter = field(init=False)
+    write_behind: WriteBehind = field(init=False)
     _connector: asyncio.Task | None = field(default=None, repr=False)
+    _syncer: asyncio.Task | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rate_limiter = RateLimiter(self.db, self.settings.rate_limit_per_minute)
+        self.write_behind = WriteBehind(self.db)
+
+    def start(self) -> None:
+        self.start_temporal()
+        self._syncer = asyncio.create_task(self._sync_forever())
+
+    async def sync(self) -> None:
+        await self.rate_limiter.sync(time.time())
+        await self.write_behind.flush()
+
+    async def _sync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL)
+            try:
+                await self.sync()
+            except Exception:  # both log their own failures; the loop must outlive any of them
+                log.warning("background sync failed", exc_info=True)
 
     def start_temporal(self) -> None:
         """Connect in the background: the API answers (and /readyz says why not ready) meanwhile."""
@@ -46,5 +75,8 @@ class AppState:
     async def close(self) -> None:
         if self._connector:
             self._connector.cancel()
+        if self._syncer:
+            self._syncer.cancel()
+            await self.sync()
         await self.http.aclose()
         await self.db.close()

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import platform
-import sqlite3
 import sys
 import time
 from collections import Counter
@@ -213,9 +212,16 @@ class Bench:
 
 
 def db_status_counts(stack: Stack) -> dict:
-    with sqlite3.connect(f"file:{stack.data_dir / 'herald.db'}?mode=ro", uri=True) as db:
-        return {table: dict(db.execute(f"SELECT status, count(*) FROM {table} GROUP BY status").fetchall())
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(stack.settings().sync_sqlalchemy_url)
+    try:
+        with engine.connect() as db:
+            return {table: {status: n for status, n in db.execute(
+                text(f"SELECT status, count(*) FROM {table} GROUP BY status"))}
                 for table in ("posts", "post_results")}
+    finally:
+        engine.dispose()
 
 
 async def set_latency(sandbox_url: str, latency_ms: int) -> None:
@@ -248,7 +254,7 @@ async def run(args: argparse.Namespace) -> dict:
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     started, load_start = time.time(), os.getloadavg()
-    stack = new_stack()
+    stack = new_stack(args.postgres)
     crypto.configure([stack.encryption_key])
     result: dict = {}
     try:
@@ -352,6 +358,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path,
                         help="where to write the JSON (default bench/results/<mode>-<time>.json)")
     parser.add_argument("--latency-ms", type=int, default=50, help="sandbox latency per platform call")
+    parser.add_argument("--postgres", metavar="SERVER_URL",
+                        help="benchmark on PostgreSQL, in a fresh database on this server "
+                             "(e.g. postgresql://postgres@127.0.0.1:5432); default: a SQLite file")
     parser.add_argument("--burst-posts", type=int, help="posts due at the same second (issue: 2000)")
     parser.add_argument("--waiting-posts", type=int, help="scheduled posts left waiting for memory (issue: 10000)")
     parser.add_argument("--steady-seconds", type=int, help="length of the steady stream (issue: 60)")

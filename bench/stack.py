@@ -68,6 +68,10 @@ class Stack:
     api_port: int = field(default_factory=free_port)
     encryption_key: str = field(default_factory=new_key)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # A PostgreSQL server URL (without database) to benchmark against instead of a SQLite file; the run gets
+    # a fresh database on it, dropped at the end.
+    postgres_server: str | None = None
+    postgres_db: str = field(default_factory=lambda: f"herald_bench_{os.getpid()}_{int(time.time())}")
 
     @property
     def temporal_address(self) -> str:
@@ -83,7 +87,15 @@ class Stack:
 
     @property
     def database_url(self) -> str:
+        if self.postgres_server:
+            return f"{self.postgres_server.rstrip('/')}/{self.postgres_db}"
         return f"sqlite:///{self.data_dir / 'herald.db'}"
+
+    def _postgres_admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"{self.postgres_server.rstrip('/')}/postgres", autocommit=True) as conn:
+            conn.execute(sql)
 
     def herald_env(self) -> dict[str, str]:
         """The settings every Herald process of the benchmark shares (see store/settings.py)."""
@@ -131,6 +143,9 @@ class Stack:
 
     def migrate(self) -> None:
         from store.migrate import upgrade
+
+        if self.postgres_server:
+            self._postgres_admin(f'CREATE DATABASE "{self.postgres_db}"')
 
         upgrade(self.settings().sync_sqlalchemy_url)
 
@@ -180,7 +195,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self.postgres_server:
+            self._postgres_admin(f'DROP DATABASE IF EXISTS "{self.postgres_db}" WITH (FORCE)')
 
 
-def new_stack() -> Stack:
-    return Stack(data_dir=Path(tempfile.mkdtemp(prefix="herald-bench-")))
+def new_stack(postgres_server: str | None = None) -> Stack:
+    return Stack(data_dir=Path(tempfile.mkdtemp(prefix="herald-bench-")), postgres_server=postgres_server)

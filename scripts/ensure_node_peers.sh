@@ -13,6 +13,10 @@
 # print; sharp's binary arrives as the registry package @img/sharp-linux-x64.
 set -euo pipefail
 
+# One install at a time: parallel test workers may all ask at once; the others wait, then find it done.
+exec 9>"$(dirname "${BASH_SOURCE[0]}")/../peers/.install.lock"
+flock 9
+
 # --- oidc-provider peer (panva's OAuth 2.0 server, tests/peers/test_oidc_provider.py) ---
 # It comes before the Bluesky section because that one ends the script once the PDS is
 # installed. About 12 s from an empty npm cache (41 packages, most of it the Node 22 binary:

@@ -8,6 +8,7 @@ only as hashes.
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, String, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from store.crypto import EncryptedString
+from store.crypto import EncryptedString, cipher
 
 
 def utcnow() -> datetime:
@@ -61,6 +62,33 @@ def json_col(default=dict) -> Any:
 
 def sealed(context: str) -> Any:
     return Field(default=None, sa_column=Column(EncryptedString(context, 2048), nullable=True))
+
+
+class PlatformData(TypeDecorator):
+    """An account's JSON platform facts, whose `token_extra` (what a token response carried besides the tokens,
+    such as Facebook's user access token kept for revocation) is sealed at rest like the tokens themselves.
+
+    Stored as `{..., "token_extra_sealed": "v1..."}`; read back as `{..., "token_extra": {...}}`. Rows written
+    before the sealing read as they are."""
+
+    impl = JSON
+    cache_ok = True
+    SEALED = "token_extra_sealed"
+    CONTEXT = "social_accounts.platform_data.token_extra"
+
+    def process_bind_param(self, value, dialect):
+        if not isinstance(value, dict) or "token_extra" not in value:
+            return value
+        out = {k: v for k, v in value.items() if k != "token_extra"}
+        out[self.SEALED] = cipher().seal(json.dumps(value["token_extra"]), self.CONTEXT)
+        return out
+
+    def process_result_value(self, value, dialect):
+        if not isinstance(value, dict) or self.SEALED not in value:
+            return value
+        out = {k: v for k, v in value.items() if k != self.SEALED}
+        out["token_extra"] = json.loads(cipher().open(value[self.SEALED], self.CONTEXT))
+        return out
 
 
 # --- tenancy -----------------------------------------------------------------
@@ -180,8 +208,8 @@ class SocialAccount(SQLModel, table=True):
     token_expires_at: datetime | None = ts()
     refresh_expires_at: datetime | None = ts()
     scopes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    # Non-secret platform facts later calls need (Bluesky did and PDS, Facebook page id...).
-    platform_data: dict = json_col()
+    # Platform facts later calls need (Bluesky did and PDS, Facebook page id...); `token_extra` is sealed.
+    platform_data: dict = Field(default_factory=dict, sa_column=Column(PlatformData(), nullable=False))
     # Which OAuth app (workspace credential or quickstart) the tokens belong to.
     credential_source: str = Field(default="none", max_length=32)
     last_successful_post_at: datetime | None = ts()

@@ -7,13 +7,14 @@ be given every secret explicitly: there are no usable defaults.
 
 from __future__ import annotations
 
+import json
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRET_FILE = "secret-key"
 DEV_OPERATOR_PASSWORD_FILE = "operator-password"
@@ -30,7 +31,12 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "herald"
     # Optional per-platform task queues ("platform=queue,..."), so one slow platform never starves the others.
-    platform_task_queues: dict[str, str] = Field(default_factory=dict)
+    # `bluesky=herald-bluesky,youtube=herald-slow` or JSON; parsed by _parse_queue_pairs, not as JSON only.
+    platform_task_queues: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # The task queues this worker process polls: empty = all of them (the main queue, with the workflows and
+    # every activity, and each platform queue above, with the activities only). Name some to run a dedicated
+    # worker for a slow platform, e.g. HERALD_WORKER_QUEUES=herald-youtube.
+    worker_queues: Annotated[list[str], NoDecode] = Field(default_factory=list)
     temporal_ui_url: str = "http://localhost:8233"
     # The worker keeps Herald's Temporal Schedules (maintenance, dispatch sweeper) in place.
     schedules_enabled: bool = True
@@ -47,6 +53,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=100, ge=1)
     schedule_lead_seconds: int = Field(default=60, ge=0)
     immediate_publish_wait_seconds: float = Field(default=25.0, ge=0)
+    # How a platform call is retried after a transient error or a 429 without Retry-After: exponential backoff
+    # (x2) from the first interval up to the longest, for at most this many attempts. Fixed per post when its
+    # workflow starts.
+    platform_retry_first_seconds: float = Field(default=1.0, gt=0)
+    platform_retry_longest_seconds: float = Field(default=300.0, gt=0)
+    platform_retry_attempts: int = Field(default=12, ge=1)
     connect_session_ttl_minutes: float = Field(default=30, gt=0)
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     # An in-flight idempotency record older than this is taken as abandoned (its process died).
@@ -61,6 +73,20 @@ class Settings(BaseSettings):
     provider_overrides: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     log_level: str = "INFO"
+    # One JSON object per line (request, workspace, post and workflow ids attached); unset: json in production,
+    # text elsewhere.
+    log_format: Literal["json", "text"] | None = None
+
+    # Observability (README "Observability"). Every process serves its own registry: the API at /metrics, the
+    # worker on `worker_metrics_port`, and the Temporal SDK's own metrics on `temporal_metrics_port` of the
+    # process that connects (set it on the worker; unset ports are off).
+    metrics_enabled: bool = True
+    metrics_host: str = "0.0.0.0"
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    temporal_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # OpenTelemetry traces from the API request through the workflow to the platform call. Off costs nothing.
+    tracing: Literal["off", "console", "otlp"] = "off"
+    otlp_endpoint: str = "http://localhost:4318"  # OTLP over HTTP; "/v1/traces" is added when no path is given
 
     # Media library: bytes live in a local directory (default `<data_dir>/media`) or an S3-compatible bucket.
     media_storage: Literal["local", "s3"] = "local"
@@ -73,11 +99,20 @@ class Settings(BaseSettings):
     # Lifetime of presigned upload and download URLs.
     media_url_ttl_seconds: int = Field(default=3600, ge=1)
 
+    @field_validator("worker_queues", mode="before")
+    @classmethod
+    def _parse_queue_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip().startswith("[") else [q.strip() for q in value.split(",")
+                                                                             if q.strip()]
+        return value
+
     @field_validator("platform_task_queues", mode="before")
     @classmethod
     def _parse_queue_pairs(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip().startswith("{"):
-            return dict(pair.split("=", 1) for pair in value.split(",") if "=" in pair)
+        if isinstance(value, str):
+            return json.loads(value) if value.strip().startswith("{") else dict(
+                pair.strip().split("=", 1) for pair in value.split(",") if "=" in pair)
         return value
 
     @model_validator(mode="after")
@@ -134,8 +169,16 @@ class Settings(BaseSettings):
             return [path.read_text().strip()]
         raise RuntimeError("No encryption key: set HERALD_ENCRYPTION_KEYS or run `make run` once")
 
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.env == "production" else "text")
+
     def queue_for(self, platform: str) -> str:
         return self.platform_task_queues.get(platform, self.task_queue)
+
+    def polled_queues(self) -> list[str]:
+        every = [self.task_queue, *sorted(set(self.platform_task_queues.values()) - {self.task_queue})]
+        return [q for q in every if q in self.worker_queues] if self.worker_queues else every
 
     def operator_password_value(self) -> str | None:
         """The dashboard password: HERALD_OPERATOR_PASSWORD, or in development a generated file kept in

@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -32,6 +34,30 @@ from store.tenancy import create_workspace, issue_key
 from temporal_client import connect
 from tests.support.servers import free_port, serve
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
+
+
+# --- the Node peers install beside the first tests -------------------------------------------------------
+# On a clean machine `scripts/ensure_node_peers.sh` takes about 3 minutes (npm ci, compiling better-sqlite3),
+# nearly all of it waiting on the network mirror and the compiler. Started when collection ends, it overlaps
+# the tests that come before tests/peers instead of adding its time to the run; the peers' fixtures wait for
+# it (`wait_for_peer_install`) and then run the script again, which returns at once when it is done.
+_PEER_INSTALL: subprocess.Popen | None = None
+
+
+def pytest_collection_finish(session) -> None:
+    global _PEER_INSTALL
+    if any("tests/peers/" in item.nodeid for item in session.items):
+        script = Path(__file__).parent.parent / "scripts" / "ensure_node_peers.sh"
+        _PEER_INSTALL = subprocess.Popen(["bash", str(script)], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_for_peer_install(timeout: float) -> None:
+    if _PEER_INSTALL is not None:
+        try:
+            _PEER_INSTALL.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass  # the fixture's own run of the script reports the failure
 
 BIN = Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get("HERALD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -89,11 +115,11 @@ def _sqlite(tmp_path: Path) -> TestDatabase:
     return TestDatabase("sqlite", f"sqlite:///{tmp_path / 'herald.db'}")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path: Path):
-    """A migrated database that only this test uses."""
-    if request.param == "sqlite":
-        db = _sqlite(tmp_path)
+@contextlib.contextmanager
+def migrated_database(kind: str, sqlite_dir: Path):
+    """A freshly migrated database: a SQLite file in `sqlite_dir`, or a new PostgreSQL schema (dropped after)."""
+    if kind == "sqlite":
+        db = _sqlite(sqlite_dir)
         upgrade(Settings(database_url=db.url, encryption_keys=TEST_KEY, env="test").sync_sqlalchemy_url)
         yield db
         return
@@ -112,6 +138,13 @@ def database(request, tmp_path: Path):
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path: Path):
+    """A migrated database that only this test uses."""
+    with migrated_database(request.param, tmp_path) as db:
+        yield db
 
 
 def make_settings(database: TestDatabase, **overrides) -> Settings:
@@ -169,14 +202,14 @@ async def start_stack(database: TestDatabase, temporal_env: WorkflowEnvironment,
 
     Returns (stack, closer)."""
     from api.app import create_app
-    from worker import Dependencies, build_worker
+    from worker import Dependencies, build_workers
 
     port = free_port()
     settings = make_settings(database, temporal_address=temporal_env.client.service_client.config.target_host,
                              public_base_url=f"http://127.0.0.1:{port}", **overrides)
     deps = Dependencies(settings)
-    running = build_worker(await connect(settings), deps) if worker else None
-    worker_task = asyncio.create_task(running.run()) if running else None
+    running = build_workers(await connect(settings), deps) if worker else []
+    worker_tasks = [asyncio.create_task(w.run()) for w in running]
     from adapters.sandbox.core import WORLD
 
     WORLD.reset()
@@ -188,9 +221,9 @@ async def start_stack(database: TestDatabase, temporal_env: WorkflowEnvironment,
 
     async def close() -> None:
         server.__exit__(None, None, None)
-        if running is not None:
-            await running.shutdown()
-            await worker_task
+        for w, task in zip(running, worker_tasks, strict=True):
+            await w.shutdown()
+            await task
         await deps.close()
         await db.close()
 
@@ -199,14 +232,34 @@ async def start_stack(database: TestDatabase, temporal_env: WorkflowEnvironment,
 
 @pytest_asyncio.fixture
 async def stack(database, temporal_env) -> AsyncIterator[Stack]:
-    s, close = await start_stack(database, temporal_env)
-    # Wait until the app's own Temporal client is connected, so /readyz and workflows work.
-    async with s.client() as c:
-        for _ in range(100):
-            if (await c.get("/readyz")).status_code == 200:
-                break
-            await asyncio.sleep(0.1)
+    async with ready_stack(database, temporal_env) as s:
+        yield s
+
+
+@contextlib.asynccontextmanager
+async def ready_stack(database: TestDatabase, temporal_env, **overrides) -> AsyncIterator[Stack]:
+    """`start_stack`, once the app's own Temporal client is connected (so /readyz and workflows work)."""
+    s, close = await start_stack(database, temporal_env, **overrides)
     try:
+        async with s.client() as c:
+            for _ in range(100):
+                if (await c.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
         yield s
     finally:
         await close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fault suite's counts (tests/fault), at the end of the report: a passing test's output is captured,
+    and with pytest-xdist only this root conftest is loaded where the report is written."""
+    from tests.fault.support import COUNTS
+
+    lines = [value for reports in terminalreporter.stats.values() for report in reports
+             if getattr(report, "when", None) == "call"
+             for name, value in getattr(report, "user_properties", ()) if name == COUNTS]
+    if lines:
+        terminalreporter.section("fault suite counts")
+        for line in lines:
+            terminalreporter.write_line(line)

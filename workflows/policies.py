@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.common import RetryPolicy
@@ -18,6 +19,20 @@ PLATFORM_TIMEOUT = timedelta(minutes=30)  # large video uploads
 PLATFORM_HEARTBEAT = timedelta(seconds=10)
 PLATFORM_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                              maximum_interval=timedelta(minutes=5), maximum_attempts=12)
+
+
+@dataclass
+class PlatformRetry:
+    """An operator's platform retry policy (settings `platform_retry_*`), carried in the workflow's input."""
+
+    first_seconds: float
+    longest_seconds: float
+    attempts: int
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(initial_interval=timedelta(seconds=self.first_seconds), backoff_coefficient=2.0,
+                           maximum_interval=timedelta(seconds=max(self.first_seconds, self.longest_seconds)),
+                           maximum_attempts=self.attempts)
 # How many times a branch polls one piece of platform processing before giving up.
 POLL_LIMIT = 240
 

@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.publish import (
+        BeginInput,
         EditInput,
         PostOutcome,
         PostStatusInput,
@@ -29,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         StepInput,
         StepOutput,
         TargetOutcome,
+        TargetPlan,
+        UNCONFIRMED_MESSAGE,
     )
     from adapters.base import PostRef
 
@@ -40,11 +43,14 @@ from workflows.policies import (
     PLATFORM_RETRY,
     PLATFORM_TIMEOUT,
     POLL_LIMIT,
+    PlatformRetry,
 )
 
-UNCONFIRMED_MESSAGE = ("The platform did not confirm whether an earlier attempt was published, so Herald did not "
-                       "post again (that could duplicate it). Check the account, then retry this result if the "
-                       "post is missing.")
+# Workflows that reach their publish step with this patch take the lean path: one local activity plans every
+# target, a platform that stages nothing skips `prepare`, and the last platform step of a target records its
+# success itself. Histories made before it replay on the original path (`_fan_out_v1`), which can go once no
+# such workflow is open (`temporal workflow list --query 'TemporalChangeVersion != "lean-fan-out"'`).
+LEAN_FAN_OUT = "lean-fan-out"
 
 
 @dataclass
@@ -53,6 +59,8 @@ class PublishPostInput:
     scheduled_at: datetime | None = None
     # An engineer's retry names the results to run again; otherwise every target is read at publish time.
     retry_result_ids: list[str] = field(default_factory=list)
+    # None (workflows started before it existed): PLATFORM_RETRY.
+    platform_retry: PlatformRetry | None = None
 
 
 @dataclass
@@ -82,10 +90,13 @@ class PublishPostWorkflow:
         self.changed = False
         self.editing = 0
         self.results: dict[str, str] = {}
+        # Result id -> platform, for the activity summaries the Temporal UI shows.
+        self.platforms: dict[str, str] = {}
 
     @workflow.run
     async def run(self, inp: PublishPostInput) -> PostOutcome:
         self.scheduled_at = inp.scheduled_at
+        self.platform_retry = inp.platform_retry.policy() if inp.platform_retry else PLATFORM_RETRY
         await self._wait_until_due()
         if self.cancelled:
             self.phase = "cancelled"
@@ -95,11 +106,7 @@ class PublishPostWorkflow:
 
         self.phase = "publishing"
         workflow.upsert_search_attributes([sa.STATUS.value_set("publishing")])
-        await self._db(PublishActivities.set_post_status, PostStatusInput(inp.post_id, "publishing"))
-        result_ids = inp.retry_result_ids or await self._db(PublishActivities.list_results, inp.post_id)
-        self.results = {r: "pending" for r in result_ids}
-        await asyncio.gather(*(self._target(result_id) for result_id in result_ids))
-        outcome: PostOutcome = await self._db(PublishActivities.finish_post, inp.post_id)
+        outcome = await (self._fan_out(inp) if workflow.patched(LEAN_FAN_OUT) else self._fan_out_v1(inp))
         self.phase = "done"
         workflow.upsert_search_attributes([sa.STATUS.value_set(outcome.status)])
         return outcome
@@ -162,43 +169,82 @@ class PublishPostWorkflow:
     def state(self) -> WorkflowState:
         return WorkflowState(phase=self.phase, scheduled_at=self.scheduled_at, results=dict(self.results))
 
-    # --- one branch per target account ---
+    # --- the fan-out: one branch per target account ---
 
-    async def _target(self, result_id: str) -> None:
+    async def _fan_out(self, inp: PublishPostInput) -> PostOutcome:
+        plans: list[TargetPlan] = await self._local(PublishActivities.begin_post,
+                                                    BeginInput(inp.post_id, inp.retry_result_ids))
+        self.results = {plan.result_id: "pending" for plan in plans}
+        await asyncio.gather(*(self._target(plan, lean=True) for plan in plans))
+        return await self._local(PublishActivities.finish_post, inp.post_id)
+
+    async def _fan_out_v1(self, inp: PublishPostInput) -> PostOutcome:
+        await self._db(PublishActivities.set_post_status, PostStatusInput(inp.post_id, "publishing"))
+        result_ids = inp.retry_result_ids or await self._db(PublishActivities.list_results, inp.post_id)
+        self.results = {r: "pending" for r in result_ids}
+
+        async def target(result_id: str) -> None:
+            self.results[result_id] = "publishing"
+            try:
+                plan = await self._db(PublishActivities.plan_target, StepInput(result_id))
+            except ActivityError as err:
+                await self._db(PublishActivities.finish_target, _failure(result_id, err))
+                return
+            await self._target(plan, lean=False)
+
+        await asyncio.gather(*(target(result_id) for result_id in result_ids))
+        return await self._db(PublishActivities.finish_post, inp.post_id)
+
+    async def _target(self, plan: TargetPlan, *, lean: bool) -> None:
+        result_id = plan.result_id
         self.results[result_id] = "publishing"
+        self.platforms[result_id] = plan.platform
         try:
-            outcome = await self._publish_target(result_id)
+            outcome = await self._publish_target(plan, lean)
         except ActivityError as err:
             outcome = _failure(result_id, err)
-        if outcome is not None:
-            await self._db(PublishActivities.finish_target, outcome)
-            self.results[result_id] = outcome.status
-
-    async def _publish_target(self, result_id: str) -> TargetOutcome | None:
-        plan = await self._db(PublishActivities.plan_target, StepInput(result_id))
-        if plan.skip:
+        if outcome is None:
             self.results[result_id] = "published"
+            return
+        await (self._local(PublishActivities.finish_target, outcome) if lean
+               else self._db(PublishActivities.finish_target, outcome))
+        self.results[result_id] = outcome.status
+
+    async def _publish_target(self, plan: TargetPlan, lean: bool) -> TargetOutcome | None:
+        """Publish what is left of one target. None when it needs no finishing: already published, or (lean)
+        its last platform step recorded the success."""
+        if plan.skip:
             return None
-        queue = plan.task_queue
+        result_id, queue = plan.result_id, plan.task_queue
+        comment_left = plan.has_comment and not plan.comment_done
         parent: PostRef | None = None
         first: PostRef | None = None
+        finished = False
         for part in range(plan.part_count):
             done = plan.published[part] if part < len(plan.published) else None
             if done is None:
+                final = lean and part == plan.part_count - 1 and not comment_left
                 media = [await self._until_done(PublishActivities.upload_media,
                                                 StepInput(result_id, part=part, index=i), "media", queue)
                          for i in range(plan.media_counts[part])]
-                prepared = await self._until_done(
-                    PublishActivities.prepare, StepInput(result_id, part=part, media=media, reply_to=parent),
-                    "prepared", queue)
-                out: StepOutput = await self._platform(PublishActivities.publish_part,
-                                                       StepInput(result_id, part=part, prepared=prepared), queue)
-                done = out.post if out.pending is None else await self._poll_publish(result_id, part, out, queue)
+                prepared = None
+                if not lean or plan.stages[part]:
+                    prepared = await self._until_done(
+                        PublishActivities.prepare, StepInput(result_id, part=part, media=media, reply_to=parent),
+                        "prepared", queue)
+                out: StepOutput = await self._platform(
+                    PublishActivities.publish_part,
+                    StepInput(result_id, part=part, prepared=prepared, media=media, reply_to=parent, final=final),
+                    queue)
+                done = out.post if out.pending is None else await self._poll_publish(result_id, part, out, queue,
+                                                                                     final)
+                finished = final
             parent = done
             first = first or done
-        if plan.has_comment and not plan.comment_done and first is not None:
-            await self._platform(PublishActivities.comment, StepInput(result_id, reply_to=first), queue)
-        return TargetOutcome(result_id=result_id, status="published")
+        if comment_left and first is not None:
+            await self._platform(PublishActivities.comment, StepInput(result_id, reply_to=first, final=lean), queue)
+            finished = lean
+        return None if finished else TargetOutcome(result_id=result_id, status="published")
 
     async def _until_done(self, activity_fn, step: StepInput, field_name: str, queue: str):
         """Run a step, then poll it (same activity, with the handle) while the platform is processing."""
@@ -215,7 +261,7 @@ class PublishPostWorkflow:
                                                               reply_to=step.reply_to), queue)
         return getattr(out, field_name)
 
-    async def _poll_publish(self, result_id: str, part: int, out: StepOutput, queue: str) -> PostRef:
+    async def _poll_publish(self, result_id: str, part: int, out: StepOutput, queue: str, final: bool) -> PostRef:
         polls = 0
         while out.pending is not None:
             polls += 1
@@ -224,7 +270,8 @@ class PublishPostWorkflow:
                                        {"code": "processing_timeout"}, type="Unverifiable", non_retryable=True)
             await workflow.sleep(timedelta(seconds=max(0.2, out.pending.check_after)))
             out = await self._platform(PublishActivities.poll_publish,
-                                       StepInput(result_id, part=part, handle=out.pending.handle), queue)
+                                       StepInput(result_id, part=part, handle=out.pending.handle, final=final),
+                                       queue)
         assert out.post is not None
         return out.post
 
@@ -233,11 +280,33 @@ class PublishPostWorkflow:
     async def _platform(self, fn, arg, queue: str):
         return await workflow.execute_activity_method(fn, arg, start_to_close_timeout=PLATFORM_TIMEOUT,
                                                       heartbeat_timeout=PLATFORM_HEARTBEAT,
-                                                      retry_policy=PLATFORM_RETRY, task_queue=queue or None)
+                                                      retry_policy=self.platform_retry, task_queue=queue or None,
+                                                      summary=_summary(fn, arg, self.platforms.get(arg.result_id)))
 
     async def _db(self, fn, arg):
         return await workflow.execute_activity_method(fn, arg, start_to_close_timeout=DB_TIMEOUT,
                                                       retry_policy=DB_RETRY)
+
+    async def _local(self, fn, arg):
+        # Short database steps run in the worker beside the workflow: no task queue round trip.
+        return await workflow.execute_local_activity_method(fn, arg, start_to_close_timeout=DB_TIMEOUT,
+                                                            retry_policy=DB_RETRY)
+
+
+def _summary(fn, step: StepInput, platform: str | None) -> str:
+    """The line the Temporal UI shows for a platform call, e.g. "publish part 1 to bluesky". Metadata only:
+    it is not part of what replay compares, so it can change without breaking running workflows."""
+    part, where = step.part + 1, platform or "the platform"
+    polling = step.handle is not None
+    what = {
+        "upload_media": (f"wait for media {step.index + 1} of part {part} on {where}" if polling
+                         else f"upload media {step.index + 1} of part {part} to {where}"),
+        "prepare": f"wait for part {part} to be ready on {where}" if polling else f"prepare part {part} on {where}",
+        "publish_part": f"publish part {part} to {where}",
+        "poll_publish": f"wait for part {part} to publish on {where}",
+        "comment": f"post the first comment on {where}",
+    }
+    return what.get(fn.__name__, f"{fn.__name__} on {where}")
 
 
 def _failure(result_id: str, err: ActivityError) -> TargetOutcome:

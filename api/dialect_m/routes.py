@@ -140,7 +140,7 @@ async def get_connect_session(session_id: str, principal: PrincipalDep, session:
 
 async def _create_post(request: Request, body: PostIn, principal, session, state) -> JSONResponse:
     key = request.headers.get("idempotency-key")
-    existing = await existing_by_key(session, principal, key)
+    existing = await existing_by_key(state, session, principal, key)
     if existing is not None:  # the same key after the replay window: the post, not a second one
         return _json(await _post_body(session, existing))
     user = await lookups.end_user(session, principal, body.externalUserId)

@@ -214,5 +214,6 @@ async def _finish(request: Request, session, state, row: ConnectSession, inp: Ca
         return await _page(request, session, row, "connect.html", status=422, session_id=row.id,
                            platform_name="Bluesky", app_name="", bluesky=True, handle=inp.handle,
                            error=outcome.error_message, form_token=crypto.sign(row.id, FORM_PURPOSE))
+    # The platform refused the code (for example one issued to another attempt): a refusal, with a way to retry.
     return await _message(request, session, row, "Not connected", outcome.error_message or "Please try again.",
-                          retry=True)
+                          status=400, retry=True)

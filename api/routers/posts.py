@@ -61,7 +61,7 @@ def _key(request: Request, body_key: str | None) -> str | None:
 
 
 async def _create(state, session, principal, body: PostCreate, key: str | None) -> tuple[int, dict]:
-    existing = await existing_by_key(session, principal, key)
+    existing = await existing_by_key(state, session, principal, key)
     if existing is not None:  # the same key after a lost response: the post, not a second one
         return 200, await render(session, existing)
     draft = body.status == "draft"

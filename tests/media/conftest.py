@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import start_stack
+from tests.conftest import ready_stack
 
 
-@contextlib.asynccontextmanager
-async def media_stack(database, temporal_env, data_dir: Path, **overrides):
-    stack, close = await start_stack(database, temporal_env, data_dir=data_dir,
-                                     immediate_publish_wait_seconds=30, **overrides)
-    try:
-        async with stack.client() as c:
-            for _ in range(100):
-                if (await c.get("/readyz")).status_code == 200:
-                    break
-                await asyncio.sleep(0.1)
-        yield stack
-    finally:
-        await close()
+def media_stack(database, temporal_env, data_dir: Path, **overrides):
+    return ready_stack(database, temporal_env, data_dir=data_dir, immediate_publish_wait_seconds=30, **overrides)
 
 
 @pytest.fixture

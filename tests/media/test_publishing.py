@@ -3,9 +3,6 @@ fetched into the library exactly once however often the publish is retried."""
 
 from __future__ import annotations
 
-import asyncio
-
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,6 +12,7 @@ from adapters.sandbox.core import WORLD
 from tests.media.conftest import create, upload
 from tests.support.accounts import connect_oauth, fault, sandbox_posts
 from tests.support.media import jpeg, png
+from tests.support.posts import wait_status
 from tests.support.servers import serve
 
 
@@ -27,16 +25,6 @@ def counting_server(body: bytes, content_type: str) -> tuple[Starlette, list[str
         return Response(body, media_type=content_type)
 
     return Starlette(routes=[Route("/files/{name}", media)]), hits
-
-
-async def wait_status(c: httpx.AsyncClient, post_id: str, statuses: set[str], timeout: float = 60) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        post = (await c.get(f"/v1/social-posts/{post_id}")).json()["data"]
-        if post["status"] in statuses:
-            return post
-        assert asyncio.get_running_loop().time() < deadline, post
-        await asyncio.sleep(0.3)
 
 
 async def test_uploaded_image_is_pulled_by_instagram_and_uploaded_to_x(mstack):

@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import wait_for_peer_install
+
 ROOT = Path(__file__).resolve().parents[2]
 PEER_DIR = ROOT / "peers" / "bluesky-pds"
 ENSURE = ROOT / "scripts" / "ensure_node_peers.sh"
@@ -45,6 +47,7 @@ class PdsAccount:
 
 
 def _ensure_installed() -> None:
+    wait_for_peer_install(INSTALL_TIMEOUT)
     try:
         done = subprocess.run(
             ["bash", str(ENSURE)], capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
@@ -179,6 +182,7 @@ class OidcPeer:
 
 @pytest.fixture(scope="session")
 def oidc_provider_installed() -> None:
+    wait_for_peer_install(INSTALL_TIMEOUT)
     try:
         done = subprocess.run(["bash", str(ENSURE), "oidc-provider"], capture_output=True, text=True,
                               timeout=OIDC_INSTALL_TIMEOUT, check=False)

@@ -9,24 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import settings_env, start_stack
+from tests.conftest import start_stack
 from tests.support.accounts import connect_bluesky, connect_oauth, fault, sandbox_posts
+from tests.support.processes import spawn_worker, stop
 
-ROOT = Path(__file__).parent.parent.parent
 POSTS = 12
-
-
-def spawn_worker(stack, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=settings_env(stack.settings),
-                            stdout=log.open("a"), stderr=subprocess.STDOUT)
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
@@ -43,7 +35,7 @@ async def test_sigkill_mid_fan_out_loses_nothing_and_duplicates_nothing(database
                                    ("bluesky", "createRecord")):
                 await fault(stack, platform, "latency", path_contains=path, latency_ms=400, times=None)
             log = tmp_path / "worker.log"
-            worker = spawn_worker(stack, log)
+            worker = spawn_worker(stack.settings, log)
             created = []
             for i in range(POSTS):
                 r = await c.post("/v1/social-posts", json={"caption": f"kill test {i}", "account_ids": [x, li, bsky]},
@@ -61,7 +53,7 @@ async def test_sigkill_mid_fan_out_loses_nothing_and_duplicates_nothing(database
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=10)
             assert worker.returncode == -signal.SIGKILL
-            worker = spawn_worker(stack, log)
+            worker = spawn_worker(stack.settings, log)
 
             deadline = asyncio.get_running_loop().time() + 180
             while True:
@@ -90,7 +82,5 @@ async def test_sigkill_mid_fan_out_loses_nothing_and_duplicates_nothing(database
         # Attempts cut off by the kill were reconciled: each landed exactly once, as counted above.
         assert ledger["succeeded"] == sum(statuses.values()) - statuses["unconfirmed"]
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
-            worker.wait(timeout=20)
+        stop(worker)
         await close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from sqlalchemy import text
 from tests.conftest import start_stack
 from tests.support.accounts import connect_bluesky, connect_oauth, fault, sandbox_posts
 from tests.support.histories import record_history
+from tests.support.posts import wait_status
 
 
 @pytest.fixture
@@ -25,16 +25,6 @@ async def pstack(database, temporal_env):
 async def record(stack, temporal_env, post_id: str, name: str) -> None:
     handle = temporal_env.client.get_workflow_handle(f"post/{post_id}")
     record_history(await handle.fetch_history(), name)
-
-
-async def wait_status(c, post_id: str, statuses: set[str], timeout: float = 40) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        post = (await c.get(f"/v1/social-posts/{post_id}")).json()["data"]
-        if post["status"] in statuses:
-            return post
-        assert asyncio.get_running_loop().time() < deadline, post
-        await asyncio.sleep(0.3)
 
 
 async def test_seed_example_fan_out_publishes_everywhere(pstack, temporal_env):
