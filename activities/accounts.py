@@ -16,7 +16,7 @@ import httpx
 from sqlmodel import select
 
 from adapters.base import AccountAuth, ClientCredentials, PlatformAdapter, TokenSet
-from adapters.errors import AuthExpired, AuthRevoked
+from adapters.errors import AuthExpired, AuthRevoked, TransientError
 from adapters.factory import make_adapter
 from observability import metrics
 from store.accounts import store_tokens
@@ -147,4 +147,10 @@ class AccountAccess:
             return await fn(account, adapter)
         except AuthExpired:
             account = await self.refresh(account, adapter, stale_token=account.access_token)
-            return await fn(account, adapter)
+            try:
+                return await fn(account, adapter)
+            except AuthExpired as exc:
+                # A token refreshed a moment ago refused as expired: another call's refresh raced this one, or
+                # the platform expired it again at once. Nothing was created (a 401 comes first), so the activity
+                # retries later and refreshes anew instead of failing a target whose account is fine.
+                raise TransientError(f"{exc.message} (again, right after a refresh)", code=exc.code) from None

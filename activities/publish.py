@@ -32,6 +32,8 @@ from store.settings import Settings
 
 TERMINAL_RESULT = {"published", "failed", "unconfirmed", "cancelled"}
 HEARTBEAT_EVERY = 2.0
+# The error code of an attempt that was interrupted and then not found on the platform by reconciliation.
+INTERRUPTED = "interrupted"
 UNCONFIRMED_MESSAGE = ("The platform did not confirm whether an earlier attempt was published, so Herald did not "
                        "post again (that could duplicate it). Check the account, then retry this result if the "
                        "post is missing.")
@@ -376,7 +378,7 @@ class PublishActivities:
                                       note="reconciled: found on the platform after an interrupted attempt")
                 activity.logger.info("reconciled %s: already on %s as %s", tag, result.platform, found.external_id)
                 return StepOutput(post=found, reconciled=True)
-            await self._finish_attempt(previous.id, "failed",
+            await self._finish_attempt(previous.id, "failed", error_code=INTERRUPTED,
                                        error_message="interrupted attempt not found on the platform; posting again")
         attempt_id = await self._start_attempt(result.id, label, tag)
         try:
@@ -390,10 +392,11 @@ class PublishActivities:
             await self._finish_attempt(attempt_id, "failed", error=exc)
             raise
         except AdapterError as exc:
-            if exc.code == "duplicate_content" and previous is not None and previous.status in ("started", "unknown"):
+            interrupted = await self._first_interrupted(tag, attempt_id) if exc.code == "duplicate_content" else None
+            if interrupted is not None:
                 # The platform refuses a repeat of a post an interrupted attempt made after all (its listing
-                # had not shown it yet): record it if it shows now, otherwise it is unconfirmed, never failed.
-                found = await reconcile(previous.started_at.timestamp() - 60)
+                # had not shown it): record it if it shows now, otherwise it is unconfirmed, never failed.
+                found = await reconcile(interrupted.timestamp() - 60)
                 if found is not None:
                     await self._succeeded(result.id, label, attempt_id, found, final=final,
                                           note="reconciled: the platform refused a duplicate of an earlier attempt")
@@ -418,6 +421,16 @@ class PublishActivities:
         await self._succeeded(result.id, label, att, out, final=final)
         return StepOutput(post=out)
 
+    async def _first_interrupted(self, tag: str, attempt_id: str):
+        """When the first attempt of this tag whose outcome was never learned from the platform started, if any:
+        one still open, or one closed as absent by a reconciliation (which a lagging listing can get wrong)."""
+        async with self.db.session() as s:
+            return (await s.exec(select(PublishAttempt.started_at).where(
+                PublishAttempt.tag == tag, PublishAttempt.id != attempt_id,
+                PublishAttempt.status.in_(("started", "unknown", "processing"))
+                | PublishAttempt.error_code.in_((INTERRUPTED, "outcome_unknown")))
+                .order_by(PublishAttempt.started_at))).first()
+
     async def _start_attempt(self, result_id: str, label: str, tag: str) -> str:
         async with self.db.session() as s:
             att = PublishAttempt(result_id=result_id, step=label, tag=tag)
@@ -429,10 +442,13 @@ class PublishActivities:
             return att.id
 
     async def _finish_attempt(self, attempt_id: str, status: str, *, error: AdapterError | None = None,
-                              error_message: str | None = None, handle: dict | None = None) -> None:
+                              error_code: str | None = None, error_message: str | None = None,
+                              handle: dict | None = None) -> None:
         async with self.db.session() as s:
             att = await s.get(PublishAttempt, attempt_id)
             _close_attempt(att, status, error=error, error_message=error_message, handle=handle)
+            if error_code:
+                att.error_code = error_code
             s.add(att)
             await s.commit()
 

@@ -34,11 +34,13 @@ from adapters.base import (
 from adapters.capabilities import Capabilities, Issue, MediaLimits
 from adapters.catalogue import ProviderEntry
 from adapters.errors import AdapterError, AuthRevoked, MediaRejected
-from adapters.graph import GraphTokenMixin, graph_request, next_delay, posted_since
+from adapters.graph import GraphTokenMixin, find_posted, graph_pages, graph_request, next_delay
 
 VERSION = "v23.0"
 WEB = "https://www.facebook.com"
 VIDEO_TYPES = ("video/mp4", "video/quicktime")
+# The most /feed and /comments answer per page.
+RECONCILE_PAGE = 100
 
 PROVIDER = ProviderEntry(
     platform="facebook",
@@ -280,38 +282,37 @@ class FacebookAdapter(GraphTokenMixin, PlatformAdapter):
         """The Page feed (or, for a first comment, the parent's comments) matched by message since `since`."""
         token = auth.tokens.access_token
         if draft.is_comment and draft.reply_to:
-            body = await self.api(
+            parent = draft.reply_to.external_id
+            # Comments come oldest first unless ranked, whatever `order` asks: read them to the end.
+            found = await find_posted(
+                graph_pages(
+                    self.api,
+                    token,
+                    f"{parent}/comments",
+                    {"fields": "id,message,created_time,from", "limit": str(RECONCILE_PAGE)},
+                ),
+                match=lambda c: c.get("message") == draft.text
+                and (c.get("from") or {}).get("id") == auth.external_id,
+                key="created_time",
+                since=since,
+                newest_first=False,
+                what="the post's Facebook comments",
+            )
+            return None if found is None else PostRef(external_id=str(found["id"]), data={"parent": parent})
+        found = await find_posted(
+            graph_pages(
+                self.api,
                 token,
-                "GET",
-                f"{draft.reply_to.external_id}/comments",
-                params={"fields": "id,message,created_time,from", "limit": "100"},
-            )
-            hits = [
-                c
-                for c in body.get("data", [])
-                if c.get("message") == draft.text
-                and (c.get("from") or {}).get("id") == auth.external_id
-                and posted_since(c, "created_time", since)
-            ]
-            return (
-                PostRef(external_id=str(hits[0]["id"]), data={"parent": draft.reply_to.external_id})
-                if hits
-                else None
-            )
-        body = await self.api(
-            token,
-            "GET",
-            f"{auth.external_id}/feed",
-            params={"fields": "id,message,created_time", "limit": "50"},
+                f"{auth.external_id}/feed",
+                {"fields": "id,message,created_time", "limit": str(RECONCILE_PAGE)},
+            ),
+            match=lambda p: (p.get("message") or "") == (draft.text or ""),
+            key="created_time",
+            since=since,
+            newest_first=True,
+            what="the Facebook Page feed",
         )
-        hits = [
-            p
-            for p in body.get("data", [])
-            if (p.get("message") or "") == (draft.text or "") and posted_since(p, "created_time", since)
-        ]
-        if not hits:
-            return None
-        return _ref(str(min(hits, key=lambda p: p["created_time"])["id"]))
+        return None if found is None else _ref(str(found["id"]))
 
 
 def _url(media: MediaRef) -> str:

@@ -12,6 +12,7 @@ exchange, polling delays, and the JSON form of drafts carried in Pending handles
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, ClassVar
@@ -32,6 +33,7 @@ from adapters.errors import (
     TransientError,
     Unverifiable,
 )
+from adapters.listing import Page, find_since
 from adapters.oauth import OAuth2Mixin
 
 # Application, user, Page and Instagram (BUC) throttling.
@@ -194,10 +196,46 @@ def graph_timestamp(value: str | None) -> float | None:
         return None
 
 
-def posted_since(item: dict[str, Any], key: str, since: float) -> bool:
-    ts = graph_timestamp(item.get(key))
-    # Graph timestamps have whole seconds.
-    return ts is not None and ts >= int(since) - 1
+def graph_pages(
+    api: Callable[..., Awaitable[dict[str, Any]]], token: str, path: str, params: dict[str, Any]
+) -> Callable[[str | None], Awaitable[Page]]:
+    """A Graph edge read page by page for `find_since`: `after` cursors; no `paging.next` ends it."""
+
+    async def fetch(after: str | None) -> Page:
+        body = await api(token, "GET", path, params={**params, "after": after} if after else params)
+        items = body.get("data") or []
+        paging = body.get("paging") or {}
+        if not paging.get("next"):
+            return items, None
+        cursor = (paging.get("cursors") or {}).get("after")
+        # Graph may answer an empty page that still has a next one (privacy filtering): find_since reads on.
+        # A next page without a cursor cannot be reached, and must not read as "not there".
+        if not cursor:
+            raise Unverifiable(f"Graph answered a page of {path} that cannot be read past")
+        return items, cursor
+
+    return fetch
+
+
+async def find_posted(
+    fetch: Callable[[str | None], Awaitable[Page]],
+    *,
+    match: Callable[[dict[str, Any]], bool],
+    key: str,
+    since: float,
+    newest_first: bool,
+    what: str,
+) -> dict[str, Any] | None:
+    """`find_since` over a Graph listing whose items carry their creation time in `key`."""
+    return await find_since(
+        fetch,
+        match=match,
+        created=lambda item: graph_timestamp(item.get(key)),
+        # Graph timestamps have whole seconds.
+        since=int(since) - 1,
+        newest_first=newest_first,
+        what=what,
+    )
 
 
 def draft_to_json(draft: PartDraft) -> dict[str, Any]:

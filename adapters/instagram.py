@@ -26,13 +26,15 @@ from adapters.base import (
 )
 from adapters.capabilities import Capabilities, Issue, MediaLimits
 from adapters.catalogue import ProviderEntry
-from adapters.graph import ContainerPublishing, LongLivedTokenMixin, posted_since
+from adapters.graph import ContainerPublishing, LongLivedTokenMixin, find_posted, graph_pages
 
 GRAPH = "https://graph.instagram.com"
 VERSION = "v23.0"
 MAX_HASHTAGS = 30
 MAX_MENTIONS = 20
 VIDEO_TYPES = ("video/mp4", "video/quicktime")
+# No maximum `limit` is documented for /media or /comments: ask for the page size known to work.
+RECONCILE_PAGE = 50
 
 PROVIDER = ProviderEntry(
     platform="instagram",
@@ -216,43 +218,39 @@ class InstagramAdapter(ContainerPublishing, LongLivedTokenMixin, PlatformAdapter
         """The account's recent media (or the parent's comments) posted since `since` with this text."""
         token = auth.tokens.access_token
         if draft.is_comment and draft.reply_to:
-            body = await self.api(
-                token,
-                "GET",
-                f"{draft.reply_to.external_id}/comments",
-                params={"fields": "id,text,timestamp,username", "limit": "50"},
+            parent = draft.reply_to.external_id
+            # The order of /comments is not documented: read them to the end.
+            found = await find_posted(
+                graph_pages(
+                    self.api,
+                    token,
+                    f"{parent}/comments",
+                    {"fields": "id,text,timestamp,username", "limit": str(RECONCILE_PAGE)},
+                ),
+                match=lambda c: c.get("text") == draft.text
+                and (auth.username is None or c.get("username") == auth.username),
+                key="timestamp",
+                since=since,
+                newest_first=False,
+                what="the media's Instagram comments",
             )
-            hits = [
-                c
-                for c in body.get("data", [])
-                if c.get("text") == draft.text
-                and posted_since(c, "timestamp", since)
-                and (auth.username is None or c.get("username") == auth.username)
-            ]
-            hits.sort(key=lambda c: c["timestamp"])
-            return (
-                PostRef(external_id=str(hits[0]["id"]), data={"parent": draft.reply_to.external_id})
-                if hits
-                else None
-            )
-        body = await self.api(
-            token,
-            "GET",
-            f"{auth.external_id}/media",
-            params={"fields": "id,caption,media_type,permalink,timestamp", "limit": "50"},
-        )
+            return None if found is None else PostRef(external_id=str(found["id"]), data={"parent": parent})
         expected = _media_type(draft)
-        hits = [
-            m
-            for m in body.get("data", [])
-            if (m.get("caption") or "") == (draft.text or "")
-            and m.get("media_type") == expected
-            and posted_since(m, "timestamp", since)
-        ]
-        if not hits:
-            return None
-        first = min(hits, key=lambda m: m["timestamp"])
-        return PostRef(external_id=str(first["id"]), url=first.get("permalink"))
+        found = await find_posted(
+            graph_pages(
+                self.api,
+                token,
+                f"{auth.external_id}/media",
+                {"fields": "id,caption,media_type,permalink,timestamp", "limit": str(RECONCILE_PAGE)},
+            ),
+            match=lambda m: (m.get("caption") or "") == (draft.text or "")
+            and m.get("media_type") == expected,
+            key="timestamp",
+            since=since,
+            newest_first=True,
+            what="the Instagram account's media",
+        )
+        return None if found is None else PostRef(external_id=str(found["id"]), url=found.get("permalink"))
 
 
 def _media_type(draft: PartDraft) -> str:

@@ -42,12 +42,13 @@ from adapters.errors import (
     TransientError,
     Unverifiable,
 )
+from adapters.listing import Page, find_since
 from adapters.oauth import OAuth2Mixin
 
 # Versions sunset about a year after release; bump this with the API's migration notes.
 LINKEDIN_VERSION = "202605"
 MEDIA_CHECK_AFTER = 0.5
-RECONCILE_PAGE = 20
+RECONCILE_PAGE = 50
 
 PROVIDER = ProviderEntry(
     platform="linkedin",
@@ -214,30 +215,41 @@ class LinkedInAdapter(OAuth2Mixin, PlatformAdapter):
         return PostRef(external_id=urn, url=post_url(parent.external_id), data={"parent": parent.external_id})
 
     async def reconcile(self, auth: AccountAuth, draft: PartDraft, *, since: float) -> PostRef | None:
-        # createdAt is in milliseconds; allow one second for its truncation.
-        floor_ms = (since - 1) * 1000
         token = auth.tokens.access_token
+        # createdAt is in milliseconds; allow one second for its truncation.
+        since_ms = (since - 1) * 1000
         if draft.is_comment and draft.reply_to:
             parent = draft.reply_to.external_id
-            resp = await self._send("GET", self._comments_url(parent), token, params={"count": RECONCILE_PAGE},
-                                    reading=True)
-            for el in resp.json().get("elements", []):
-                created = (el.get("created") or {}).get("time", 0)
-                if (el.get("actor") == author_urn(auth) and (el.get("message") or {}).get("text") == draft.text
-                        and created >= floor_ms):
-                    urn = el.get("commentUrn") or el.get("id")
-                    return PostRef(external_id=urn, url=post_url(parent), data={"parent": parent})
-            return None
-        resp = await self._send(
-            "GET", f"{self._rest}/posts", token, reading=True,
-            params={"author": author_urn(auth), "q": "author", "count": RECONCILE_PAGE,
-                    "sortBy": "LAST_MODIFIED"},
-        )
+            found = await find_since(
+                self._pages(self._comments_url(parent), token, {}),
+                match=lambda el: el.get("actor") == author_urn(auth)
+                and (el.get("message") or {}).get("text") == draft.text,
+                created=lambda el: (el.get("created") or {}).get("time"), since=since_ms,
+                newest_first=False, what="the post's LinkedIn comments")
+            if found is None:
+                return None
+            return PostRef(external_id=found.get("commentUrn") or found.get("id"), url=post_url(parent),
+                           data={"parent": parent})
         wanted = escape_little_text(draft.text or "")
-        for el in resp.json().get("elements", []):
-            if el.get("commentary") == wanted and el.get("createdAt", 0) >= floor_ms:
-                return PostRef(external_id=el["id"], url=post_url(el["id"]))
-        return None
+        found = await find_since(
+            self._pages(f"{self._rest}/posts", token,
+                        {"author": author_urn(auth), "q": "author", "sortBy": "LAST_MODIFIED"}),
+            match=lambda el: el.get("commentary") == wanted, created=lambda el: el.get("createdAt"),
+            since=since_ms, newest_first=True, what="the member's LinkedIn posts")
+        return None if found is None else PostRef(external_id=found["id"], url=post_url(found["id"]))
+
+    def _pages(self, url: str, token: str, params: dict[str, Any]):
+        """A Rest.li collection read `RECONCILE_PAGE` elements at a time (start/count paging)."""
+        async def fetch(start: int | None) -> Page:
+            start = start or 0
+            resp = await self._send("GET", url, token, reading=True,
+                                    params={**params, "start": start, "count": RECONCILE_PAGE})
+            body = resp.json()
+            elements = body.get("elements", [])
+            total = (body.get("paging") or {}).get("total")
+            more = len(elements) == RECONCILE_PAGE and (total is None or start + len(elements) < total)
+            return elements, start + len(elements) if more else None
+        return fetch
 
     # --- HTTP ---
 

@@ -7,7 +7,7 @@ A Pin needs a board (`platform_options.board_id`) and media; the caption is its 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -37,11 +37,11 @@ from adapters.errors import (
     RateLimited,
     TransientError,
 )
+from adapters.listing import Page, find_since
 from adapters.oauth import OAuth2Mixin
 
 MEDIA_CHECK_AFTER = 0.5
-RECONCILE_PAGES = 4
-PAGE_SIZE = 25
+PAGE_SIZE = 250  # the largest page boards/{id}/pins serves
 
 PROVIDER = ProviderEntry(
     platform="pinterest",
@@ -200,22 +200,28 @@ class PinterestAdapter(OAuth2Mixin, PlatformAdapter):
     async def reconcile(self, auth: AccountAuth, draft: PartDraft, *, since: float) -> PostRef | None:
         options = PinterestOptions.model_validate(draft.options or {})
         title = options.title or draft.title
-        bookmark = None
-        for _ in range(RECONCILE_PAGES):
+        token = auth.tokens.access_token
+
+        async def fetch(bookmark: str | None) -> Page:
             params: dict[str, Any] = {"page_size": PAGE_SIZE} | ({"bookmark": bookmark} if bookmark else {})
-            data = (await self._send("GET", f"/boards/{options.board_id}/pins", auth.tokens.access_token,
-                                     params=params, board_id=options.board_id)).json()
-            items = data.get("items", [])
-            for pin in items:
-                if _created(pin) >= since - 1 and (pin.get("description") or "") == (draft.text or "") \
-                        and (pin.get("link") or None) == options.link and (pin.get("title") or None) == title:
-                    return PostRef(external_id=str(pin["id"]), url=pin_url(str(pin["id"])),
-                                   data={"board_id": options.board_id})
-            bookmark = data.get("bookmark")
-            # Board pins come newest first: once past `since`, an earlier attempt cannot be further down.
-            if not bookmark or (items and _created(items[-1]) < since - 1):
-                return None
-        return None
+            data = (await self._send("GET", f"/boards/{options.board_id}/pins", token, params=params,
+                                     board_id=options.board_id)).json()
+            return data.get("items", []), data.get("bookmark") or None
+
+        found = await find_since(
+            fetch,
+            match=lambda pin: (pin.get("description") or "") == (draft.text or "")
+            and (pin.get("link") or None) == options.link and (pin.get("title") or None) == title,
+            created=_created,
+            since=since - 1,  # created_at is whole seconds
+            # Pinterest's reference states no order for a board's Pins: read to the end, not only to `since`.
+            newest_first=False,
+            what=f"Pinterest board {options.board_id}",
+        )
+        if found is None:
+            return None
+        return PostRef(external_id=str(found["id"]), url=pin_url(str(found["id"])),
+                       data={"board_id": options.board_id})
 
     # --- HTTP ---
 
@@ -264,11 +270,14 @@ def _media_source(media: list[MediaRef], options: PinterestOptions) -> dict[str,
             "items": [{"url": m.data.get("url") or m.platform_media_id} for m in media]}
 
 
-def _created(pin: dict[str, Any]) -> float:
+def _created(pin: dict[str, Any]) -> float | None:
+    """The Pin's created_at, or None when it is missing or unreadable (its age is then unknown)."""
     try:
-        return datetime.fromisoformat(str(pin.get("created_at")).replace("Z", "+00:00")).timestamp()
+        at = datetime.fromisoformat(str(pin.get("created_at")).replace("Z", "+00:00"))
     except ValueError:
-        return 0.0
+        return None
+    # A time without an offset is UTC, not the host's local time.
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 def _raise_for(resp: httpx.Response, *, board_id: str | None) -> None:

@@ -25,11 +25,13 @@ from adapters.base import (
 )
 from adapters.capabilities import Capabilities, Issue, MediaLimits
 from adapters.catalogue import ProviderEntry
-from adapters.graph import ContainerPublishing, LongLivedTokenMixin, posted_since
+from adapters.graph import ContainerPublishing, LongLivedTokenMixin, find_posted, graph_pages
 
 GRAPH = "https://graph.threads.net"
 VERSION = "v1.0"
 VIDEO_TYPES = ("video/mp4", "video/quicktime")
+# The most /threads answers per page.
+RECONCILE_PAGE = 100
 
 PROVIDER = ProviderEntry(
     platform="threads",
@@ -166,23 +168,21 @@ class ThreadsAdapter(ContainerPublishing, LongLivedTokenMixin, PlatformAdapter):
 
     async def reconcile(self, auth: AccountAuth, draft: PartDraft, *, since: float) -> PostRef | None:
         """A post (or, for a thread part, a reply under its parent) by this profile since `since`."""
-        fields = {"fields": "id,text,timestamp,permalink,username", "limit": "50"}
+        fields = "id,text,timestamp,permalink,username"
         if draft.reply_to:
-            body = await self.api(
-                auth.tokens.access_token, "GET", f"{draft.reply_to.external_id}/replies", params=fields
-            )
+            # /replies documents no `limit`; `reverse=true` (its default) lists the newest first.
+            path, params = f"{draft.reply_to.external_id}/replies", {"fields": fields, "reverse": "true"}
+            what = "the parent's Threads replies"
         else:
-            body = await self.api(
-                auth.tokens.access_token, "GET", f"{auth.external_id}/threads", params=fields
-            )
-        hits = [
-            p
-            for p in body.get("data", [])
-            if (p.get("text") or "") == (draft.text or "")
-            and posted_since(p, "timestamp", since)
-            and (auth.username is None or p.get("username") == auth.username)
-        ]
-        if not hits:
-            return None
-        first = min(hits, key=lambda p: p["timestamp"])
-        return PostRef(external_id=str(first["id"]), url=first.get("permalink"))
+            path, params = f"{auth.external_id}/threads", {"fields": fields, "limit": str(RECONCILE_PAGE)}
+            what = "the profile's threads"
+        found = await find_posted(
+            graph_pages(self.api, auth.tokens.access_token, path, params),
+            match=lambda p: (p.get("text") or "") == (draft.text or "")
+            and (auth.username is None or p.get("username") == auth.username),
+            key="timestamp",
+            since=since,
+            newest_first=True,
+            what=what,
+        )
+        return None if found is None else PostRef(external_id=str(found["id"]), url=found.get("permalink"))

@@ -44,6 +44,7 @@ from adapters.errors import (
     RateLimited,
     TransientError,
 )
+from adapters.listing import Page, find_since
 from adapters.oauth import OAuth2Mixin
 
 PROVIDER = ProviderEntry(
@@ -151,6 +152,11 @@ _CONTENT_REASONS = {
 _MEDIA_REASONS = {"badContent", "mediaBodyRequired", "invalidFile"}
 _SCOPE_REASONS = {"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "youtubeSignupRequired"}
 _CLOCK_SKEW = 30.0  # publishedAt has one-second resolution and clocks differ
+# search.list draws on its own small allowance (100 calls a day per project by default), so reconcile reads
+# its largest pages and only a few: more uploads than a channel makes between an attempt and its retry.
+RECONCILE_PAGE = 50
+RECONCILE_PAGES = 3
+COMMENT_PAGE = 100  # commentThreads.list's largest page; each costs one unit of the ordinary quota
 
 
 def seconds_until_pacific_midnight(now: dt.datetime | None = None) -> float:
@@ -210,8 +216,20 @@ def _retry_after(resp: httpx.Response) -> float | None:
         return None
 
 
-def _parse_time(value: str) -> float:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+def _published(snippet: dict[str, Any] | None) -> float | None:
+    """A snippet's publishedAt, or None when it is missing or unreadable (the item's age is then unknown)."""
+    try:
+        return dt.datetime.fromisoformat((snippet or {})["publishedAt"].replace("Z", "+00:00")).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _top_comment(thread: dict[str, Any]) -> dict[str, Any]:
+    return ((thread.get("snippet") or {}).get("topLevelComment") or {}).get("snippet") or {}
+
+
+def _comment_text(comment: dict[str, Any]) -> str | None:
+    return comment.get("textOriginal", comment.get("textDisplay"))
 
 
 class YouTubeAdapter(OAuth2Mixin, PlatformAdapter):
@@ -385,34 +403,29 @@ class YouTubeAdapter(OAuth2Mixin, PlatformAdapter):
         )
 
     async def reconcile(self, auth: AccountAuth, draft: PartDraft, *, since: float) -> PostRef | None:
-        """Search the channel's own uploads, newest first, for this title at or after `since`."""
+        """Search the channel's own uploads for this title at or after `since`."""
         if draft.is_comment:
             return await self._reconcile_comment(auth, draft, since)
         title = self._title(draft)
-        resp = await self._call(
-            "GET",
-            f"{self.endpoints.api_base}/search",
-            auth.tokens.access_token,
-            what="search.list",
-            params={
-                "part": "snippet",
-                "forMine": "true",
-                "type": "video",
-                "order": "date",
-                "maxResults": "25",
-            },
+        found = await find_since(
+            self._pages(
+                auth,
+                "search",
+                "search.list",
+                {"part": "snippet", "forMine": "true", "type": "video", "order": "date"},
+                RECONCILE_PAGE,
+            ),
+            match=lambda item: (item.get("snippet") or {}).get("title") == title,
+            created=lambda item: _published(item.get("snippet")),
+            since=since - _CLOCK_SKEW,
+            newest_first=True,  # order=date is documented as reverse chronological
+            what="the channel's YouTube uploads",
+            max_pages=RECONCILE_PAGES,
         )
-        for item in resp.json().get("items") or []:
-            snippet = item.get("snippet") or {}
-            published = _parse_time(snippet.get("publishedAt") or "1970-01-01T00:00:00Z")
-            if published < since - _CLOCK_SKEW:
-                break  # ordered by date: everything further is older
-            if snippet.get("title") == title:
-                video_id = item["id"]["videoId"]
-                return PostRef(
-                    external_id=video_id, url=WATCH_URL.format(id=video_id), data={"reconciled": True}
-                )
-        return None
+        if found is None:
+            return None
+        video_id = found["id"]["videoId"]
+        return PostRef(external_id=video_id, url=WATCH_URL.format(id=video_id), data={"reconciled": True})
 
     # --- internals ---
 
@@ -424,31 +437,41 @@ class YouTubeAdapter(OAuth2Mixin, PlatformAdapter):
         if draft.reply_to is None:
             return None
         video_id = draft.reply_to.external_id
-        resp = await self._call(
-            "GET",
-            f"{self.endpoints.api_base}/commentThreads",
-            auth.tokens.access_token,
-            what="commentThreads.list",
-            params={
-                "part": "snippet",
-                "videoId": video_id,
-                "order": "time",
-                "maxResults": "50",
-                "textFormat": "plainText",
-            },
+        found = await find_since(
+            self._pages(
+                auth,
+                "commentThreads",
+                "commentThreads.list",
+                {"part": "snippet", "videoId": video_id, "order": "time", "textFormat": "plainText"},
+                COMMENT_PAGE,
+            ),
+            match=lambda thread: _comment_text(_top_comment(thread)) == draft.text,
+            created=lambda thread: _published(_top_comment(thread)),
+            since=since - _CLOCK_SKEW,
+            # YouTube documents order=time without saying which way it runs: read to the end, not to `since`.
+            newest_first=False,
+            what="the video's YouTube comments",
         )
-        for thread in resp.json().get("items") or []:
-            top = ((thread.get("snippet") or {}).get("topLevelComment") or {}).get("snippet") or {}
-            if (
-                top.get("textOriginal", top.get("textDisplay")) == draft.text
-                and _parse_time(top.get("publishedAt") or "1970-01-01T00:00:00Z") >= since - _CLOCK_SKEW
-            ):
-                return PostRef(
-                    external_id=thread["id"],
-                    url=WATCH_URL.format(id=video_id) + f"&lc={thread['id']}",
-                    data={"video_id": video_id, "reconciled": True},
-                )
-        return None
+        if found is None:
+            return None
+        return PostRef(
+            external_id=found["id"],
+            url=WATCH_URL.format(id=video_id) + f"&lc={found['id']}",
+            data={"video_id": video_id, "reconciled": True},
+        )
+
+    def _pages(self, auth: AccountAuth, path: str, what: str, params: dict[str, str], size: int):
+        """A YouTube listing read `size` items at a time (pageToken/nextPageToken paging)."""
+
+        async def fetch(token: str | None) -> Page:
+            page = {**params, "maxResults": str(size)} | ({"pageToken": token} if token else {})
+            resp = await self._call(
+                "GET", f"{self.endpoints.api_base}/{path}", auth.tokens.access_token, what=what, params=page
+            )
+            body = resp.json()
+            return body.get("items") or [], body.get("nextPageToken") or None
+
+        return fetch
 
     async def _start_session(
         self, auth: AccountAuth, resource: dict[str, Any], total: int, content_type: str

@@ -5,7 +5,8 @@
     options: --rate OPS_PER_S, --postgres SERVER_URL, --out FILE.json
 
 Operations arrive open-loop at `--rate` per second, mixed as MIX says: immediate and scheduled posts (1-3
-targets), polls of posts already created, list pages, and connect sessions. It reports the throughput, p50 and
+targets), polls of posts already created, list pages, and connect sessions (each cancelled 5 s later, as when the
+end user walks away, so that open sessions stay a steady population). It reports the throughput, p50 and
 p99 latency and errors per route, the memory (RSS) of every process over time, and checks at the end that every
 post reached a terminal status. The soak verdict: no error, and no process grew by more than MEMORY_BOUND_MIB
 between the first sample after warm-up and the last.
@@ -38,6 +39,7 @@ TERMINAL = {"published", "partial", "failed", "cancelled"}
 MEMORY_EVERY = 5.0
 WARM_UP = 20.0  # memory growth is measured from the first sample after this
 MEMORY_BOUND_MIB = 64.0
+CANCEL_AFTER = 5.0
 
 
 class Load:
@@ -48,18 +50,28 @@ class Load:
         self.errors: dict[str, int] = defaultdict(int)
         self.samples: list[str] = []
         self.posts: list[str] = []
+        self.background: set[asyncio.Task] = set()
         self.n = 0
 
-    async def op(self, kind: str) -> None:
+    async def op(self, kind: str, arg=None) -> None:
         self.n += 1
         started = time.perf_counter()
         try:
-            ok = await getattr(self, kind)(self.n)
+            ok = await getattr(self, kind)(self.n if arg is None else arg)
         except httpx.HTTPError as exc:
             ok, self.samples = False, self.samples[-9:] + [f"{kind}: {type(exc).__name__}"]
         self.latency[kind].append(time.perf_counter() - started)
         if not ok:
             self.errors[kind] += 1
+
+    def later(self, delay: float, kind: str, arg) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            await self.op(kind, arg)
+
+        task = asyncio.create_task(run())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def _check(self, kind: str, r: httpx.Response, *expected: int) -> bool:
         if r.status_code in expected:
@@ -96,7 +108,16 @@ class Load:
         r = await self.api.post("/v1/connect/sessions", json={
             "platform": self.rng.choice(["twitter", "linkedin", "bluesky"]), "external_user_id": f"load-user-{i}",
             "allow_quickstart_creds": True, "return_url": "https://app.example.test/done"})
-        return self._check("connect_session", r, 200, 201)
+        ok = self._check("connect_session", r, 200, 201)
+        if ok:
+            # The end user walks away and the backend cancels the session a little later, so open sessions
+            # stay a steady population instead of piling up for their 30-minute lifetime.
+            self.later(CANCEL_AFTER, "cancel_session", r.json()["data"]["id"])
+        return ok
+
+    async def cancel_session(self, session_id: str) -> bool:
+        r = await self.api.post(f"/v1/connect/sessions/{session_id}/cancel")
+        return self._check("cancel_session", r, 200)
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -132,6 +153,7 @@ async def run(args: argparse.Namespace) -> dict:
                     memory.append({"t": round(time.monotonic() - t0, 1), **stack.rss()})
                     next_memory += MEMORY_EVERY
             await asyncio.gather(*tasks)
+            await asyncio.gather(*load.background)
             elapsed = time.monotonic() - t0
             memory.append({"t": round(elapsed, 1), **stack.rss()})
             # Every post must end terminal.
@@ -169,7 +191,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=15, help="operations per second, open loop")
-    parser.add_argument("--accounts", type=int, default=20, help="sandbox accounts per platform")
+    parser.add_argument("--accounts", type=int, default=40,
+                        help="sandbox accounts per platform (X allows 100 posts per user per 15 minutes)")
     parser.add_argument("--latency-ms", type=int, default=50, help="sandbox latency per platform call")
     parser.add_argument("--postgres", metavar="SERVER_URL", help="run on a fresh PostgreSQL database on this server")
     parser.add_argument("--seed", type=int, default=1)

@@ -150,26 +150,36 @@ class Stack:
         upgrade(self.settings().sync_sqlalchemy_url)
 
     def start_herald(self, *, profile_worker: bool = False) -> None:
-        env = self.herald_env()
-        worker = [sys.executable, "worker.py"]
-        if profile_worker:
-            worker = [sys.executable, "-m", "cProfile", "-o", str(self.data_dir / "worker.prof"), "worker.py"]
-        self._spawn("worker", worker, env)
-        self._spawn("api", [str(BIN / "uvicorn"), "api.app:create_app", "--factory", "--host", "127.0.0.1",
-                            "--port", str(self.api_port), "--log-level", "warning", "--no-access-log"], env)
+        self.start_worker("worker", profile=profile_worker)
+        self.start_api("api", self.api_port)
+        self.wait_ready("api", self.api_url, ("worker", "api"))
+
+    def start_worker(self, name: str, *, profile: bool = False) -> None:
+        cmd = [sys.executable, "worker.py"]
+        if profile:
+            cmd = [sys.executable, "-m", "cProfile", "-o", str(self.data_dir / f"{name}.prof"), "worker.py"]
+        self._spawn(name, cmd, self.herald_env())
+
+    def start_api(self, name: str, port: int) -> None:
+        """An API replica. Every replica keeps the first one's public URL, so the whole stack talks to one
+        sandbox (it lives in the first API's process)."""
+        self._spawn(name, [str(BIN / "uvicorn"), "api.app:create_app", "--factory", "--host", "127.0.0.1",
+                           "--port", str(port), "--log-level", "warning", "--no-access-log"], self.herald_env())
+
+    def wait_ready(self, name: str, url: str, watch: tuple[str, ...]) -> None:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            for name in ("worker", "api"):
-                if self.procs[name].poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {self.procs[name].returncode}; "
-                                       f"see {self.data_dir / (name + '.log')}")
+            for proc_name in watch:
+                if self.procs[proc_name].poll() is not None:
+                    raise RuntimeError(f"{proc_name} exited with code {self.procs[proc_name].returncode}; "
+                                       f"see {self.data_dir / (proc_name + '.log')}")
             try:
-                if httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
-        raise RuntimeError("the API was not ready within 90 s")
+        raise RuntimeError(f"{name} was not ready within 90 s")
 
     def start_baseline_worker(self) -> None:
         self._spawn("baseline_worker", [sys.executable, "-m", "bench.baseline", "--address", self.temporal_address,
@@ -183,6 +193,15 @@ class Stack:
 
     def rss(self) -> dict[str, float]:
         return {name: round(rss_mib(pid), 1) for name, pid in self.pids().items()}
+
+    def stop_one(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     def stop(self) -> None:
         for proc in reversed(list(self.procs.values())):

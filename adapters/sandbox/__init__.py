@@ -33,7 +33,7 @@ class FaultIn(BaseModel):
 
     platform: str
     kind: Literal["http_5xx", "rate_limit", "latency", "expire_token", "revoke_token",
-                  "reject_content", "drop_after_accept"]
+                  "reject_content", "drop_after_accept", "stale_listing"]
     account: str | None = None
     path_contains: str | None = None
     method: str | None = None
@@ -42,6 +42,7 @@ class FaultIn(BaseModel):
     status: int = Field(default=503, ge=500, le=599)
     retry_after: float = Field(default=1.0, ge=0)
     latency_ms: int = Field(default=0, ge=0, le=120_000)
+    stale_ms: int = Field(default=0, ge=0, le=3_600_000)
 
 
 class UserIn(BaseModel):

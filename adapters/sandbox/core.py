@@ -41,6 +41,7 @@ FaultKind = Literal[
     "revoke_token",  # the account's tokens (and refresh tokens) are revoked
     "reject_content",  # the platform refuses the content
     "drop_after_accept",  # the post is created, then the connection is cut before the answer
+    "stale_listing",  # listings leave out posts made in the last `stale_ms` (eventual consistency)
 ]
 
 
@@ -58,6 +59,7 @@ class Fault:
     status: int = 503
     retry_after: float = 1.0
     latency_ms: int = 0
+    stale_ms: int = 0
     fired: int = 0
 
     def public(self) -> dict[str, Any]:
@@ -311,6 +313,15 @@ def take_content_fault(platform: str, account: str | None, request: Request) -> 
 
 def take_drop_fault(platform: str, account: str | None, request: Request) -> Fault | None:
     return WORLD.take_fault(platform, account, request.url.path, request.method, ("drop_after_accept",))
+
+
+def fresh_hidden(platform: str, account: str | None, request: Request, posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A listing as an eventually consistent platform may serve it: without its newest posts."""
+    fault = WORLD.take_fault(platform, account, request.url.path, request.method, ("stale_listing",))
+    if fault is None:
+        return posts
+    horizon = time.time() - fault.stale_ms / 1000
+    return [p for p in posts if p["created_at"] <= horizon]
 
 
 class DroppedConnection(Response):

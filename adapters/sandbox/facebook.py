@@ -13,7 +13,8 @@ without the CREATE_CONTENT task.
 Publishing with a Page token: `/feed` (text, link, `attached_media`), `/photos`
 (`url`; `published=false` stages a photo for `attached_media`), `/videos`
 (`file_url`, processed asynchronously; `GET /{video-id}?fields=status`),
-`/{object-id}/comments`. Posting the same message as the Page's previous post
+`/{object-id}/comments`. `/feed` (newest first) and `/comments` (oldest first) are read with
+cursor pagination (`limit` ≤ 100, `after`). Posting the same message as the Page's previous post
 is error 506.
 """
 
@@ -42,6 +43,7 @@ from adapters.sandbox.graph import (
     auth_fail,
     authenticate,
     check_version,
+    edge_page,
     fail,
     fetch_media,
     graph_time,
@@ -294,7 +296,6 @@ def _post_view(post: dict[str, Any]) -> dict[str, Any]:
 async def _get_edge(version: str, node: str, edge: str, request: Request) -> Response:
     user, grant, params = await _auth(version, request)
     fields = params.get("fields")
-    limit = min(int(params.get("limit") or 25), 100)
     if edge == "accounts" and node in ("me", user.id) and not _is_page(user):
         data = [
             {
@@ -318,17 +319,17 @@ async def _get_edge(version: str, node: str, edge: str, request: Request) -> Res
         with WORLD.lock:
             mine = [p for p in _table("posts").values() if p["page"] == user.id]
         mine.sort(key=lambda p: p["created_at"], reverse=True)
-        data = [_pick(_post_view(p), fields, "id,message,created_time") for p in mine[:limit]]
-        return ok(PLATFORM, user.id, {"data": data, "paging": {"cursors": {"before": "", "after": ""}}})
+        page = edge_page(
+            request, params, mine, lambda p: _pick(_post_view(p), fields, "id,message,created_time")
+        )
+        return ok(PLATFORM, user.id, page)
     if edge == "comments":
         target = _commentable(node, user)
         with WORLD.lock:
+            # Oldest first: the default `order` (chronological) of unranked comments.
             comments = [c for c in _table("comments").values() if c["object"] == target]
-        return ok(
-            PLATFORM,
-            user.id,
-            {"data": [_pick(c, fields, "id,message,created_time") for c in comments[-limit:]]},
-        )
+        page = edge_page(request, params, comments, lambda c: _pick(c, fields, "id,message,created_time"))
+        return ok(PLATFORM, user.id, page)
     raise unknown_path()
 
 

@@ -10,15 +10,20 @@
   `Authorization: Bearer|OAuth` or the `access_token` parameter.
 - The media container state machine of Instagram and Threads:
   IN_PROGRESS → FINISHED | ERROR, FINISHED → PUBLISHED, anything unpublished → EXPIRED after 24 h.
+- Cursor pagination of edges: `limit` (a default when absent, capped), an opaque `after` cursor,
+  `paging.cursors.before/after`, and `paging.next` only while more items follow.
 - Pulling media from a public URL and sniffing its bytes, as Meta's fetchers do.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -224,6 +229,57 @@ def unknown_path() -> GraphFail:
 
 def new_id() -> str:
     return str(17_840_000_000_000_000 + WORLD.next_id())
+
+
+# --- cursor pagination ------------------------------------------------------------
+
+
+def edge_page(
+    request: Request,
+    params: dict[str, str],
+    items: list[dict[str, Any]],
+    view: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    default_limit: int = 25,
+    max_limit: int = 100,
+) -> dict[str, Any]:
+    """One page of an edge's `items` (already in the edge's order), shown through `view`.
+
+    A cursor names an item, as Graph's do, so a page read later continues after that item even
+    when newer items have arrived at the head of the listing."""
+    try:
+        limit = int(params.get("limit") or default_limit)
+    except ValueError:
+        raise invalid_param("Param limit must be a non-negative integer") from None
+    if limit < 0:
+        raise invalid_param("Param limit must be a non-negative integer")
+    limit = max(1, min(limit, max_limit))
+    start = 0
+    if params.get("after"):
+        ids = [str(item["id"]) for item in items]
+        wanted = _uncursor(params["after"])
+        if wanted not in ids:
+            raise invalid_param("Invalid pagination cursor: the item it points to is gone")
+        start = ids.index(wanted) + 1
+    page = items[start : start + limit]
+    if not page:
+        return {"data": []}
+    after = _cursor(page[-1])
+    paging: dict[str, Any] = {"cursors": {"before": _cursor(page[0]), "after": after}}
+    if start + limit < len(items):
+        paging["next"] = str(request.url.include_query_params(limit=limit, after=after))
+    return {"data": [view(item) for item in page], "paging": paging}
+
+
+def _cursor(item: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(str(item["id"]).encode()).decode()
+
+
+def _uncursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise invalid_param("Invalid pagination cursor") from None
 
 
 # --- media pulled from URLs -----------------------------------------------------

@@ -11,7 +11,8 @@ container that is IN_PROGRESS while the media is fetched and processed, then
 FINISHED (or ERROR); `POST /{ig-user-id}/media_publish?creation_id=` turns a
 FINISHED container into a post. Images must be JPEG (≤ 8 MiB), Reels MP4/MOV;
 carousels hold 2–10 FINISHED children; captions ≤ 2,200 characters, ≤ 30
-hashtags, ≤ 20 mentions; 100 published posts per rolling 24 h.
+hashtags, ≤ 20 mentions; 100 published posts per rolling 24 h. `/media` (newest first) and
+`/comments` (oldest first) are read with cursor pagination (`limit`, `after`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from adapters.sandbox.graph import (
     check_version,
     container,
     container_status,
+    edge_page,
     exchange_long_lived,
     fail,
     fetch_media,
@@ -225,13 +227,12 @@ def _media_view(media: dict[str, Any], user: SandboxUser) -> dict[str, Any]:
 async def _get_edge(version: str, node: str, edge: str, request: Request) -> Response:
     user, params = await _auth(version, request)
     fields = params.get("fields")
-    limit = min(int(params.get("limit") or 25), 100)
     if node in ("me", user.id) and edge == "media":
         with WORLD.lock:
             mine = [m for m in _table("media").values() if m["owner"] == user.id]
         mine.sort(key=lambda m: m["created_at"], reverse=True)
-        data = [_pick(_media_view(m, user), fields) for m in mine[:limit]]
-        return ok(PLATFORM, user.id, {"data": data, "paging": {"cursors": {"before": "", "after": ""}}})
+        page = edge_page(request, params, mine, lambda m: _pick(_media_view(m, user), fields))
+        return ok(PLATFORM, user.id, page)
     if node in ("me", user.id) and edge == "content_publishing_limit":
         body = {
             "data": [
@@ -246,8 +247,8 @@ async def _get_edge(version: str, node: str, edge: str, request: Request) -> Res
         media = _own_media(node, user)
         with WORLD.lock:
             comments = [c for c in _table("comments").values() if c["media_id"] == media["id"]]
-        data = [_pick(c, fields, "id,text,timestamp") for c in comments[-limit:]]
-        return ok(PLATFORM, user.id, {"data": data})
+        page = edge_page(request, params, comments, lambda c: _pick(c, fields, "id,text,timestamp"))
+        return ok(PLATFORM, user.id, page)
     raise unknown_path()
 
 

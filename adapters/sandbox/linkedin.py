@@ -24,6 +24,7 @@ from adapters.sandbox.core import (
     SandboxError,
     SandboxUser,
     apply_pre_faults,
+    fresh_hidden,
     take_content_fault,
     take_drop_fault,
 )
@@ -408,7 +409,7 @@ async def list_posts(request: Request, q: str | None = None, author: str | None 
     if author != person(who):
         return error(403, "ACCESS_DENIED", f"Not enough permissions to read posts of {author}")
     count = max(1, min(count, 100))
-    posts = sorted((p for p in WORLD.posts(P, who.id) if p.get("kind") == "post"),
+    posts = sorted((p for p in fresh_hidden(P, who.id, request, WORLD.posts(P, who.id)) if p.get("kind") == "post"),
                    key=lambda p: p["created_at"], reverse=True)
     page = posts[start : start + count]
     return JSONResponse({"paging": {"start": start, "count": count, "links": [], "total": len(posts)},

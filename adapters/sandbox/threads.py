@@ -9,7 +9,9 @@ Publishing is two steps: `POST /{user-id}/threads` creates a container
 media is fetched, then FINISHED or ERROR with an `error_message`;
 `POST /{user-id}/threads_publish?creation_id=` publishes it (code 24/4279009
 while it is not resolvable yet). Text is at most 500 characters with emoji
-counted by their UTF-8 bytes; carousels hold 2–20 items.
+counted by their UTF-8 bytes; carousels hold 2–20 items. Listings (`/threads`, `/replies`) are
+newest first (a post's `/replies` oldest first with `reverse=false`) and read with cursor
+pagination (`limit` ≤ 100, `after`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from adapters.sandbox.graph import (
     check_version,
     container,
     container_status,
+    edge_page,
     exchange_long_lived,
     fail,
     fetch_media,
@@ -212,7 +215,6 @@ def _view(post: dict[str, Any]) -> dict[str, Any]:
 async def _get_edge(version: str, node: str, edge: str, request: Request) -> Response:
     user, params = await _auth(version, request)
     fields = params.get("fields")
-    limit = min(int(params.get("limit") or 25), 100)
     if node in ("me", user.id) and edge in ("threads", "replies"):
         want_reply = edge == "replies"
         with WORLD.lock:
@@ -238,15 +240,10 @@ async def _get_edge(version: str, node: str, edge: str, request: Request) -> Res
         return ok(PLATFORM, user.id, {"data": [usage]})
     else:
         raise unknown_path()
-    mine.sort(key=lambda p: p["created_at"], reverse=True)
-    return ok(
-        PLATFORM,
-        user.id,
-        {
-            "data": [_pick(_view(p), fields) for p in mine[:limit]],
-            "paging": {"cursors": {"before": "", "after": ""}},
-        },
-    )
+    # A post's replies are listed oldest first only when asked with reverse=false.
+    oldest_first = node not in ("me", user.id) and params.get("reverse", "true").lower() == "false"
+    mine.sort(key=lambda p: p["created_at"], reverse=not oldest_first)
+    return ok(PLATFORM, user.id, edge_page(request, params, mine, lambda p: _pick(_view(p), fields)))
 
 
 async def _post_edge(version: str, node: str, edge: str, request: Request) -> Response:

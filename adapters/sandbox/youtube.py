@@ -245,6 +245,35 @@ def _sniff_video(data: bytes) -> bool:
     )
 
 
+def _paged(
+    q: Any, items: list[dict[str, Any]], *, default: int, lowest: int, highest: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]] | Response:
+    """One page of `items` as YouTube pages a list: `maxResults` a page (the method's own default and range),
+    an opaque `pageToken`, and `nextPageToken` only while more items remain."""
+    try:
+        limit = int(q.get("maxResults") or default)
+    except ValueError:
+        limit = -1
+    if not lowest <= limit <= highest:
+        return _bad("invalidValue", "Invalid value for maxResults", "global")
+    try:
+        start = int(base64.urlsafe_b64decode(q["pageToken"]).decode()) if q.get("pageToken") else 0
+    except ValueError:
+        start = -1
+    if start < 0:
+        return google_error(
+            400,
+            "invalidPageToken",
+            "The request specifies an invalid page token.",
+            domain="youtube.parameter",
+        )
+    end = start + limit
+    paging: dict[str, Any] = {"pageInfo": {"totalResults": len(items), "resultsPerPage": limit}}
+    if limit and end < len(items):
+        paging["nextPageToken"] = base64.urlsafe_b64encode(str(end).encode()).decode()
+    return items[start:end], paging
+
+
 # --- channels ------------------------------------------------------------------
 
 
@@ -529,11 +558,12 @@ async def search(request: Request) -> Response:
             "You must set the type parameter to video if you set forMine.",
             "youtube.search",
         )
-    limit = int(q.get("maxResults") or 5)
-    if not 0 <= limit <= 50:
-        return _bad("invalidValue", "Invalid value for maxResults", "global")
     mine = [v for v in _table("videos").values() if v["user_id"] == user.id and v["fail"] is None]
     mine.sort(key=lambda v: v["created_at"], reverse=True)
+    paged = _paged(q, mine, default=5, lowest=0, highest=50)
+    if isinstance(paged, Response):
+        return paged
+    page, paging = paged
     items = [
         {
             "kind": "youtube#searchResult",
@@ -549,14 +579,14 @@ async def search(request: Request) -> Response:
                 "publishTime": _now_iso(v["created_at"]),
             },
         }
-        for v in mine[:limit]
+        for v in page
     ]
     return JSONResponse(
         {
             "kind": "youtube#searchListResponse",
             "etag": _random_id(27),
+            **paging,
             "regionCode": "US",
-            "pageInfo": {"totalResults": len(mine), "resultsPerPage": limit},
             "items": items,
         }
     )
@@ -680,17 +710,20 @@ async def list_comments(request: Request) -> Response:
             "The video identified by the videoId parameter could not be found.",
             domain="youtube.commentThread",
         )
-    limit = int(request.query_params.get("maxResults") or 20)
     threads = sorted(
         (t for t in _table("comments").values() if t["video_id"] == video_id),
         key=lambda t: t["created_at"],
         reverse=True,
-    )[:limit]
+    )
+    paged = _paged(request.query_params, threads, default=20, lowest=1, highest=100)
+    if isinstance(paged, Response):
+        return paged
+    page, paging = paged
     return JSONResponse(
         {
             "kind": "youtube#commentThreadListResponse",
             "etag": _random_id(27),
-            "pageInfo": {"totalResults": len(threads), "resultsPerPage": limit},
-            "items": [_thread_resource(t) for t in threads],
+            **paging,
+            "items": [_thread_resource(t) for t in page],
         }
     )

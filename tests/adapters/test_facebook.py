@@ -24,8 +24,12 @@ from adapters.errors import (
     OutcomeUnknown,
     RateLimited,
     TransientError,
+    Unverifiable,
 )
+from adapters import facebook
 from adapters.facebook import PROVIDER, FacebookAdapter
+from adapters.sandbox.core import WORLD
+from adapters.sandbox.graph import graph_time
 from tests.support.drive import settle
 from tests.support.sandbox import sandbox_server
 
@@ -327,3 +331,79 @@ async def test_dropped_comment_is_reconciled(http, adapter, base):
         auth, PartDraft(text="the comment", reply_to=post, is_comment=True), since=since
     )
     assert found.external_id == (await posts(http, base))[-1]["id"]
+
+
+def backdate(post_id: str, seconds: float) -> None:
+    """Moves a sandbox post into the past, as if it had been made `seconds` earlier."""
+    with WORLD.lock:
+        post = WORLD.state("facebook").table("posts")[post_id]
+        post["created_at"] -= seconds
+        post["created_time"] = graph_time(post["created_at"])
+
+
+async def test_reconcile_reads_the_feed_past_newer_posts(http, adapter, base, monkeypatch):
+    """An interrupted post pushed pages down the feed by newer ones is still found; "not there" is said
+    once the feed was read back past the attempt (not to its end), and a window longer than the page
+    budget is Unverifiable."""
+    monkeypatch.setattr(facebook, "RECONCILE_PAGE", 2)
+    auth = await connect(http, adapter)
+    for i in range(5):
+        backdate((await publish(adapter, auth, PartDraft(text=f"older {i}"))).external_id, 60)
+    since = time.time()
+    part = PartDraft(text="the interrupted one")
+    await fault(http, base, kind="drop_after_accept", path_contains="/feed")
+    with pytest.raises(OutcomeUnknown):
+        await publish(adapter, auth, part)
+    for i in range(5):  # more than two pages of newer posts
+        await publish(adapter, auth, PartDraft(text=f"newer {i}"))
+    [interrupted] = [p for p in await posts(http, base) if p["text"] == part.text]
+    assert (await adapter.reconcile(auth, part, since=since)).external_id == interrupted["id"]
+    assert await adapter.reconcile(auth, PartDraft(text="never posted"), since=since) is None
+    assert await adapter.reconcile(auth, PartDraft(text="older 4"), since=since) is None
+    # One post a page: the 6 posts since the attempt and one older fit the budget, the 11 posts do not.
+    monkeypatch.setattr(facebook, "RECONCILE_PAGE", 1)
+    assert await adapter.reconcile(auth, PartDraft(text="never posted"), since=since) is None
+    with pytest.raises(Unverifiable, match="Too many recent items"):
+        await adapter.reconcile(auth, PartDraft(text="never posted"), since=since - 120)
+
+
+async def test_comment_reconcile_reads_every_page(http, adapter, base, monkeypatch):
+    """Comments are listed oldest first, so the parent's comments are read to their end: an interrupted
+    first comment followed by pages of newer ones is found, and more comments than the budget can
+    read are Unverifiable."""
+    monkeypatch.setattr(facebook, "RECONCILE_PAGE", 2)
+    auth = await connect(http, adapter)
+    since = time.time()
+    post = await publish(adapter, auth, PartDraft(text="parent"))
+    await fault(http, base, kind="drop_after_accept", path_contains="/comments")
+    with pytest.raises(OutcomeUnknown):
+        await adapter.comment(auth, post, "the comment", tag="c")
+    for i in range(10):
+        await adapter.comment(auth, post, f"newer comment {i}", tag=f"c{i}")
+    [interrupted] = [p for p in await posts(http, base) if p["text"] == "the comment"]
+
+    def comment(text: str) -> PartDraft:
+        return PartDraft(text=text, reply_to=post, is_comment=True)
+
+    found = await adapter.reconcile(auth, comment("the comment"), since=since)
+    assert found.external_id == interrupted["id"]
+    assert await adapter.reconcile(auth, comment("never posted"), since=since) is None
+    monkeypatch.setattr(facebook, "RECONCILE_PAGE", 1)
+    with pytest.raises(Unverifiable):
+        await adapter.reconcile(auth, comment("never posted"), since=since)
+
+
+async def test_sandbox_feed_pages_with_cursors(http, adapter, base):
+    """The sandbox feed honours `limit` and `after`, names its cursors, and gives `paging.next` (a full
+    URL) only while more posts follow."""
+    auth = await connect(http, adapter)
+    for i in range(3):
+        await publish(adapter, auth, PartDraft(text=f"post {i}"))
+    url = f"{base}/sandbox/facebook/v23.0/{auth.external_id}/feed"
+    bearer = {"Authorization": f"Bearer {auth.tokens.access_token}"}
+    first = (await http.get(url, params={"limit": 2, "fields": "message"}, headers=bearer)).json()
+    assert [p["message"] for p in first["data"]] == ["post 2", "post 1"]
+    assert set(first["paging"]["cursors"]) == {"before", "after"}
+    rest = (await http.get(first["paging"]["next"], headers=bearer)).json()
+    assert [p["message"] for p in rest["data"]] == ["post 0"] and "next" not in rest["paging"]
+    assert len((await http.get(url, headers=bearer)).json()["data"]) == 3

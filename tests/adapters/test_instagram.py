@@ -20,8 +20,11 @@ from adapters.errors import (
     OutcomeUnknown,
     RateLimited,
     TransientError,
+    Unverifiable,
 )
+from adapters import graph, instagram
 from adapters.instagram import PROVIDER, InstagramAdapter
+from adapters.sandbox import graph as sandbox_graph
 from adapters.sandbox.core import WORLD
 from tests.support.drive import settle
 from tests.support.sandbox import sandbox_server
@@ -344,3 +347,73 @@ async def test_dropped_comment_is_reconciled(http, adapter, base):
         auth, PartDraft(text="the comment", reply_to=ref, is_comment=True), since=since
     )
     assert found.external_id == (await posts(http, base))[-1]["id"]
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    """Containers are ready and polled at once, so a test can publish many posts."""
+    monkeypatch.setattr(graph, "POLL_DELAYS", (0.0,))
+    monkeypatch.setitem(sandbox_graph.PROCESSING_SECONDS, "IMAGE", 0.0)
+
+
+def backdate(media_id: str, seconds: float) -> None:
+    """Moves a sandbox media into the past, as if it had been published `seconds` earlier."""
+    with WORLD.lock:
+        media = WORLD.state("instagram").table("media")[media_id]
+        media["created_at"] -= seconds
+        media["timestamp"] = sandbox_graph.graph_time(media["created_at"])
+
+
+async def test_reconcile_reads_media_past_newer_posts(http, adapter, base, monkeypatch, quick):
+    """An interrupted post pushed pages down by newer media is still found (by listing and by its
+    container); "not there" is said once the listing was read back past the attempt (not to its end),
+    and a window longer than the page budget is Unverifiable."""
+    monkeypatch.setattr(instagram, "RECONCILE_PAGE", 2)
+    auth = await connect(http, adapter)
+    for i in range(5):
+        older = await publish(adapter, auth, await draft(adapter, auth, f"older {i}", media(base)))
+        backdate(older.external_id, 60)
+    since = time.time()
+    part = await draft(adapter, auth, "the interrupted one", media(base))
+    prepared = await prepare(adapter, auth, part)
+    await fault(http, base, kind="drop_after_accept", path_contains="/media_publish")
+    with pytest.raises(OutcomeUnknown):
+        await adapter.publish(auth, prepared)
+    for i in range(5):  # more than two pages of newer media
+        await publish(adapter, auth, await draft(adapter, auth, f"newer {i}", media(base)))
+    [interrupted] = [p for p in await posts(http, base) if p["text"] == part.text]
+    assert (await adapter.reconcile(auth, part, since=since)).external_id == interrupted["id"]
+    assert (await adapter.reconcile_prepared(auth, prepared, since=since)).external_id == interrupted["id"]
+    never = PartDraft(text="never posted", media=part.media)
+    assert await adapter.reconcile(auth, never, since=since) is None
+    assert await adapter.reconcile(auth, PartDraft(text="older 4", media=part.media), since=since) is None
+    # One media a page: the 6 posts since the attempt and one older fit the budget, the 11 posts do not.
+    monkeypatch.setattr(instagram, "RECONCILE_PAGE", 1)
+    assert await adapter.reconcile(auth, never, since=since) is None
+    with pytest.raises(Unverifiable, match="Too many recent items"):
+        await adapter.reconcile(auth, never, since=since - 120)
+
+
+async def test_comment_reconcile_reads_every_page(http, adapter, base, monkeypatch):
+    """A first comment followed by pages of newer comments is found; the comments are read to their end
+    before "not there", and more than the budget can read is Unverifiable."""
+    monkeypatch.setattr(instagram, "RECONCILE_PAGE", 2)
+    auth = await connect(http, adapter)
+    since = time.time()
+    ref = await publish(adapter, auth, await draft(adapter, auth, "parent", media(base)))
+    await fault(http, base, kind="drop_after_accept", path_contains="/comments")
+    with pytest.raises(OutcomeUnknown):
+        await adapter.comment(auth, ref, "the comment", tag="c")
+    for i in range(10):
+        await adapter.comment(auth, ref, f"newer comment {i}", tag=f"c{i}")
+    [interrupted] = [p for p in await posts(http, base) if p["text"] == "the comment"]
+
+    def comment(text: str) -> PartDraft:
+        return PartDraft(text=text, reply_to=ref, is_comment=True)
+
+    found = await adapter.reconcile(auth, comment("the comment"), since=since)
+    assert found.external_id == interrupted["id"]
+    assert await adapter.reconcile(auth, comment("never posted"), since=since) is None
+    monkeypatch.setattr(instagram, "RECONCILE_PAGE", 1)
+    with pytest.raises(Unverifiable):
+        await adapter.reconcile(auth, comment("never posted"), since=since)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from html import unescape
@@ -21,7 +22,9 @@ from adapters.errors import (
     OutcomeUnknown,
     RateLimited,
     TransientError,
+    Unverifiable,
 )
+from adapters import linkedin
 from adapters.linkedin import LINKEDIN_VERSION, PROVIDER, LinkedInAdapter, escape_little_text
 from tests.support.drive import settle
 from tests.support.sandbox import sandbox_server
@@ -298,6 +301,39 @@ async def test_dropped_answer_is_outcome_unknown_and_reconcile_finds_it(adapter,
     assert found is not None and found.external_id == post["id"]
     assert await adapter.reconcile(auth, PartDraft(text="other text"), since=since) is None
     assert await adapter.reconcile(auth, draft, since=time.time() + 5) is None
+
+
+async def test_reconcile_reads_past_newer_posts(adapter, http, base, monkeypatch):
+    """An interrupted post pushed pages down by newer ones is still found; "not there" is only said once the
+    listing was read back past the attempt, and a listing longer than the page budget is Unverifiable."""
+    monkeypatch.setattr(linkedin, "RECONCILE_PAGE", 3)
+    auth = await connect(adapter, http)
+    await publish(adapter, auth, "older than the attempt")
+    since = time.time() + 2  # the listing allows one second for LinkedIn's truncated timestamps
+    await asyncio.sleep(2.1)
+    draft = PartDraft(text="the interrupted one")
+    first = await publish(adapter, auth, draft.text)
+    for i in range(12):  # pages of newer posts, and more posts than ten one-post pages hold
+        await publish(adapter, auth, f"newer {i}")
+    found = await adapter.reconcile(auth, draft, since=since)
+    assert found is not None and found.external_id == first.external_id
+    assert await adapter.reconcile(auth, PartDraft(text="never posted"), since=since) is None
+    assert await adapter.reconcile(auth, PartDraft(text="older than the attempt"), since=since) is None
+    monkeypatch.setattr(linkedin, "RECONCILE_PAGE", 1)
+    with pytest.raises(Unverifiable, match="Too many recent items"):
+        await adapter.reconcile(auth, PartDraft(text="never posted"), since=since - 60)
+
+
+async def test_comment_reconcile_reads_every_page(adapter, http, base, monkeypatch):
+    monkeypatch.setattr(linkedin, "RECONCILE_PAGE", 2)
+    auth = await connect(adapter, http)
+    since = time.time()
+    parent = await publish(adapter, auth, "post")
+    refs = [await adapter.comment(auth, parent, f"comment {i}", tag=f"c{i}") for i in range(5)]
+    draft = PartDraft(text="comment 4", reply_to=parent, is_comment=True)
+    assert (await adapter.reconcile(auth, draft, since=since)).external_id == refs[4].external_id
+    assert await adapter.reconcile(auth, PartDraft(text="comment 9", reply_to=parent, is_comment=True),
+                                   since=since) is None
 
 
 async def test_version_headers_are_required(adapter, http, base):

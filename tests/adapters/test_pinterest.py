@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from html import unescape
@@ -10,6 +11,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
+from adapters import pinterest
 from adapters.base import AccountAuth, ClientCredentials, MediaRef, MediaSource, PartDraft, PostRef, Prepared
 from adapters.catalogue import resolve_endpoints
 from adapters.errors import (
@@ -20,6 +22,7 @@ from adapters.errors import (
     OutcomeUnknown,
     RateLimited,
     TransientError,
+    Unverifiable,
 )
 from adapters.pinterest import PROVIDER, PinterestAdapter
 from tests.support.drive import settle
@@ -283,6 +286,30 @@ async def test_dropped_answer_is_outcome_unknown_and_reconcile_finds_it(adapter,
     assert len(matching) == 1 and isinstance(found, PostRef) and found.external_id == matching[0]["id"]
     other_link = draft("Pasta night", [image(base)], board, title="Pasta", link="https://example.com/q")
     assert await adapter.reconcile(auth, other_link, since=since) is None
+
+
+async def test_reconcile_reads_past_newer_pins(adapter, http, base, monkeypatch):
+    """A Pin whose answer was lost and that newer Pins pushed pages down the board is still found; "not
+    there" is only said once the board was read back past the attempt, and more recent Pins than the page
+    budget reads is Unverifiable."""
+    monkeypatch.setattr(pinterest, "PAGE_SIZE", 2)
+    auth, board = await connect(adapter, http)
+    older = draft("Older than the attempt", [image(base)], board)
+    await adapter.publish(auth, Prepared(older))
+    since = time.time() + 1  # created_at is whole seconds, and reconcile allows one
+    await asyncio.sleep(2.1)
+    part = draft("Pasta night", [image(base)], board, title="Pasta")
+    first = await adapter.publish(auth, Prepared(part))
+    for i in range(10):  # five pages of newer Pins, and more than ten one-Pin pages hold
+        await adapter.publish(auth, Prepared(draft(f"Newer {i}", [image(base)], board)))
+    found = await adapter.reconcile(auth, part, since=since)
+    assert found is not None and found.external_id == first.external_id
+    never = draft("Never pinned", [image(base)], board)
+    assert await adapter.reconcile(auth, never, since=since) is None
+    assert await adapter.reconcile(auth, older, since=since) is None
+    monkeypatch.setattr(pinterest, "PAGE_SIZE", 1)
+    with pytest.raises(Unverifiable, match="Too many recent items"):
+        await adapter.reconcile(auth, never, since=since - 60)
 
 
 # --- validation ---------------------------------------------------------------

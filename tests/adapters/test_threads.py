@@ -20,7 +20,11 @@ from adapters.errors import (
     OutcomeUnknown,
     RateLimited,
     TransientError,
+    Unverifiable,
 )
+from adapters import graph, threads
+from adapters.sandbox import graph as sandbox_graph
+from adapters.sandbox.core import WORLD
 from adapters.threads import PROVIDER, ThreadsAdapter
 from tests.support.drive import settle
 from tests.support.sandbox import sandbox_server
@@ -322,3 +326,64 @@ async def test_dropped_reply_is_reconciled_under_its_parent(http, adapter, base)
     found = await adapter.reconcile(auth, part, since=since)
     assert found.external_id == (await posts(http, base))[-1]["id"]
     assert await adapter.reconcile(auth, PartDraft(text="reply"), since=since) is None
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    """Containers are ready and polled at once, so a test can publish many posts."""
+    monkeypatch.setattr(graph, "POLL_DELAYS", (0.0,))
+    monkeypatch.setitem(sandbox_graph.PROCESSING_SECONDS, "TEXT", 0.0)
+
+
+def backdate(post_id: str, seconds: float) -> None:
+    """Moves a sandbox post into the past, as if it had been published `seconds` earlier."""
+    with WORLD.lock:
+        post = WORLD.state("threads").table("posts")[post_id]
+        post["created_at"] -= seconds
+        post["timestamp"] = sandbox_graph.graph_time(post["created_at"])
+
+
+async def test_reconcile_reads_threads_past_newer_posts(http, adapter, base, monkeypatch, quick):
+    """An interrupted post pushed pages down by newer threads is still found (by listing and by its
+    container); "not there" is said once the listing was read back past the attempt (not to its end),
+    and a window longer than the page budget is Unverifiable."""
+    monkeypatch.setattr(threads, "RECONCILE_PAGE", 2)
+    auth = await connect(http, adapter)
+    for i in range(5):
+        backdate((await publish(adapter, auth, PartDraft(text=f"older {i}"))).external_id, 60)
+    since = time.time()
+    part = PartDraft(text="the interrupted one")
+    prepared = await prepare(adapter, auth, part)
+    await fault(http, base, kind="drop_after_accept", path_contains="/threads_publish")
+    with pytest.raises(OutcomeUnknown):
+        await adapter.publish(auth, prepared)
+    for i in range(5):  # more than two pages of newer threads
+        await publish(adapter, auth, PartDraft(text=f"newer {i}"))
+    [interrupted] = [p for p in await posts(http, base) if p["text"] == part.text]
+    assert (await adapter.reconcile(auth, part, since=since)).external_id == interrupted["id"]
+    assert (await adapter.reconcile_prepared(auth, prepared, since=since)).external_id == interrupted["id"]
+    assert await adapter.reconcile(auth, PartDraft(text="never posted"), since=since) is None
+    assert await adapter.reconcile(auth, PartDraft(text="older 4"), since=since) is None
+    # One thread a page: the 6 posts since the attempt and one older fit the budget, the 11 posts do not.
+    monkeypatch.setattr(threads, "RECONCILE_PAGE", 1)
+    assert await adapter.reconcile(auth, PartDraft(text="never posted"), since=since) is None
+    with pytest.raises(Unverifiable, match="Too many recent items"):
+        await adapter.reconcile(auth, PartDraft(text="never posted"), since=since - 120)
+
+
+async def test_reply_reconcile_follows_cursors(http, adapter, base, quick):
+    """A lost thread part with a page of newer replies above it (the sandbox's default 25 a page) is
+    found on the next page of its parent's replies."""
+    auth = await connect(http, adapter)
+    since = time.time()
+    root = await publish(adapter, auth, PartDraft(text="root"))
+    part = PartDraft(text="reply", reply_to=root)
+    prepared = await prepare(adapter, auth, part)
+    await fault(http, base, kind="drop_after_accept", path_contains="/threads_publish")
+    with pytest.raises(OutcomeUnknown):
+        await adapter.publish(auth, prepared)
+    for i in range(25):
+        await publish(adapter, auth, PartDraft(text=f"newer reply {i}", reply_to=root))
+    [interrupted] = [p for p in await posts(http, base) if p["text"] == "reply"]
+    assert (await adapter.reconcile(auth, part, since=since)).external_id == interrupted["id"]
+    assert await adapter.reconcile(auth, PartDraft(text="never", reply_to=root), since=since) is None

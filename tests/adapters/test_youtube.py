@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from adapters import youtube
 from adapters.base import AccountAuth, ClientCredentials, MediaSource, PartDraft, PostRef, Prepared
 from adapters.catalogue import resolve_endpoints
 from adapters.errors import (
@@ -23,6 +26,7 @@ from adapters.errors import (
     OutcomeUnknown,
     RateLimited,
     TransientError,
+    Unverifiable,
 )
 from adapters.youtube import CHUNK_UNIT, PROVIDER, YouTubeAdapter, raise_for, seconds_until_pacific_midnight
 from tests.support.drive import settle
@@ -338,6 +342,78 @@ async def test_dropped_answer_then_reconcile_finds_exactly_that_video(adapter, h
     assert len(stored) == 1 and found.external_id == stored[0]["id"] != other.external_id
     missing = PartDraft(text="", media=draft.media, options={"title": "Never sent"})
     assert await adapter.reconcile(auth, missing, since=since) is None
+
+
+async def upload(adapter: YouTubeAdapter, auth: AccountAuth, base: str, title: str, size: int) -> PartDraft:
+    """Upload a video without waiting for processing (search lists it at once); `size` keeps the bytes
+    distinct, since YouTube rejects an identical re-upload."""
+    draft = await video_draft(adapter, auth, base, title=title, size=size)
+    await adapter.publish(auth, Prepared(draft=draft))
+    return draft
+
+
+def titled(draft: PartDraft, title: str) -> PartDraft:
+    return PartDraft(text=draft.text, media=draft.media, options={"title": title})
+
+
+async def test_reconcile_reads_past_newer_uploads(adapter, http, base, monkeypatch):
+    """An interrupted upload pushed pages down by newer ones is still found; "not there" is only said once
+    the search was read back past the attempt, and more recent uploads than the page budget reads is
+    Unverifiable."""
+    monkeypatch.setattr(youtube, "RECONCILE_PAGE", 2)
+    monkeypatch.setattr(youtube, "_CLOCK_SKEW", 1.0)  # publishedAt's whole seconds, without a 30 s wait
+    auth = await connect(adapter, http)
+    await upload(adapter, auth, base, "Older than the attempt", 70_000)
+    since = time.time() + 1
+    await asyncio.sleep(2.1)
+    draft = await upload(adapter, auth, base, "Lost answer", 70_001)
+    for i in range(3):  # more than a page of newer uploads: the attempt is on the second page
+        await upload(adapter, auth, base, f"Newer {i}", 70_002 + i)
+    [attempt] = [p for p in await posts(http, base) if p["title"] == "Lost answer"]
+    assert (await adapter.reconcile(auth, draft, since=since)).external_id == attempt["id"]
+    assert await adapter.reconcile(auth, titled(draft, "Never sent"), since=since) is None
+    assert await adapter.reconcile(auth, titled(draft, "Older than the attempt"), since=since) is None
+    monkeypatch.setattr(youtube, "RECONCILE_PAGE", 1)  # five uploads in the window, three pages read
+    with pytest.raises(Unverifiable, match="Too many recent items"):
+        await adapter.reconcile(auth, titled(draft, "Never sent"), since=since - 60)
+
+
+async def test_search_pages_as_youtube_documents(adapter, http, base):
+    """The sandbox's search.list answers five results by default, and a nextPageToken only while more
+    remain."""
+    auth = await connect(adapter, http)
+    for i in range(7):
+        await upload(adapter, auth, base, f"Video {i}", 70_000 + i)
+    url = f"{adapter.endpoints.api_base}/search"
+    params = {"part": "snippet", "forMine": "true", "type": "video", "order": "date"}
+    bearer = {"Authorization": f"Bearer {auth.tokens.access_token}"}
+    first = (await http.get(url, params=params, headers=bearer)).json()
+    token = first["nextPageToken"]
+    rest = (await http.get(url, params={**params, "pageToken": token}, headers=bearer)).json()
+    titles = [item["snippet"]["title"] for item in first["items"] + rest["items"]]
+    assert len(first["items"]) == 5 and "nextPageToken" not in rest
+    assert titles == [f"Video {i}" for i in reversed(range(7))]
+    resp = await http.get(url, params={**params, "maxResults": "51"}, headers=bearer)
+    assert resp.status_code == 400
+
+
+async def test_comment_reconcile_reads_every_page(adapter, http, base, monkeypatch):
+    """The first comment is found however many comments came after it; a comment never made is None once
+    every page was read, and more comments than the page budget reads is Unverifiable."""
+    monkeypatch.setattr(youtube, "COMMENT_PAGE", 2)
+    auth = await connect(adapter, http)
+    video = await publish(adapter, auth, await video_draft(adapter, auth, base))
+    since = time.time()
+    first = await adapter.comment(auth, video, "Chapters: 0:00 intro", tag="c0")
+    for i in range(10):  # five pages of later comments, and more than ten one-comment pages hold
+        await adapter.comment(auth, video, f"Later comment {i}", tag=f"c{i + 1}")
+    draft = PartDraft(text="Chapters: 0:00 intro", reply_to=video, is_comment=True)
+    assert (await adapter.reconcile(auth, draft, since=since)).external_id == first.external_id
+    never = PartDraft(text="Never said", reply_to=video, is_comment=True)
+    assert await adapter.reconcile(auth, never, since=since) is None
+    monkeypatch.setattr(youtube, "COMMENT_PAGE", 1)
+    with pytest.raises(Unverifiable, match="Too many recent items"):
+        await adapter.reconcile(auth, never, since=since)
 
 
 def test_validation_names_the_field(adapter):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
@@ -34,6 +34,8 @@ class Tally:
     retries: int
     reconciled: int
     failures: dict[str, int]
+    # For each lost target: its result and its attempt ledger, so a failure says what happened.
+    lost_detail: list[str] = field(default_factory=list)
 
     def report(self, node, name: str, extra: str = "") -> str:
         line = self.line(name) + (f" {extra}" if extra else "")
@@ -85,22 +87,29 @@ async def tally(stack, posts: list[dict], caption_prefix: str) -> Tally:
     statuses = Counter(r["status"] for r in results)
     assert statuses["publishing"] == 0 and statuses["pending"] == 0, statuses
     duplicates = lost = 0
+    lost_results = []
     for platform in PLATFORMS:
         on_platform = Counter(p["text"] for p in await sandbox_posts(stack, platform)
                               if p["text"].startswith(caption_prefix))
         duplicates += sum(n - 1 for n in on_platform.values() if n > 1)
         recorded = {p["caption"] for p in posts for r in p["results"]
                     if r["platform"] == platform and r["status"] in ("published", "unconfirmed")}
-        lost += sum(1 for caption in on_platform if caption not in recorded)
+        missing = [caption for caption in on_platform if caption not in recorded]
+        lost += len(missing)
+        lost_results += [r for p in posts if p["caption"] in missing for r in p["results"]
+                         if r["platform"] == platform]
     async with stack.db.session() as s:
         ids = [r["id"] for r in results]
         rows = (await s.execute(text(
-            "SELECT result_id, step, status, error_message FROM publish_attempts"))).all()
+            "SELECT result_id, step, status, error_message, started_at, finished_at FROM publish_attempts"
+            " ORDER BY started_at"))).all()
     mine = [row for row in rows if row[0] in set(ids)]
     steps = {(row[0], row[1]) for row in mine}
     reconciled = sum(1 for row in mine if (row[3] or "").startswith("reconciled"))
     return Tally(posts=len(posts), targets=len(results), published=statuses["published"],
                  failed=statuses["failed"], unconfirmed=statuses["unconfirmed"], duplicates=duplicates,
+                 lost_detail=[f"{r['id']} {r['status']} {r['error_code']}: {r['error_message']} ledger="
+                              f"{[tuple(row[1:]) for row in mine if row[0] == r['id']]}" for r in lost_results],
                  lost=lost, retries=len(mine) - len(steps), reconciled=reconciled,
                  failures=dict(Counter(f"{r['platform']}:{r['error_code']}" for r in results
                                        if r["status"] == "failed")))

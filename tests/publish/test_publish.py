@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import text
 
+from adapters.linkedin import LINKEDIN_VERSION
 from tests.conftest import start_stack
 from tests.support.accounts import connect_bluesky, connect_oauth, fault, sandbox_posts
 from tests.support.histories import record_history
@@ -120,6 +122,59 @@ async def test_dropped_connection_after_accept_is_reconciled_not_duplicated(psta
     await record(pstack, temporal_env, post["id"], "publish_reconciled.json")
 
 
+async def test_duplicate_refusal_after_an_unseen_interrupted_attempt_is_never_failed(pstack):
+    """An interrupted attempt had landed, but reconciliation did not see it (LinkedIn's listing lags), so it was
+    closed as absent; later attempts failed plainly (503s). When the next one is refused as a duplicate, that
+    refusal is proof the interrupted attempt landed: a second look that finds it records it (published); a
+    listing that still hides it leaves the result unconfirmed. Never failed, never posted twice."""
+    seen = await connect_oauth(pstack, "linkedin", "lagging-once")
+    hidden = await connect_oauth(pstack, "linkedin", "lagging-always")
+    async with pstack.client(pstack.tenant.test_key) as c:
+        await fault(pstack, "linkedin", "stale_listing", path_contains="/rest/posts", stale_ms=600_000, times=None,
+                    account=(await account_row(pstack, hidden))[0])
+        due = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+        posts = []
+        for account, caption in ((seen, "once, lagging"), (hidden, "once, hidden")):
+            post = (await c.post("/v1/social-posts", json={"caption": caption, "account_ids": [account],
+                                                            "scheduled_at": due})).json()["data"]
+            await landed_unseen(pstack, post["results"][0]["id"], account, caption)
+            posts.append(post["id"])
+        found, unseen = [await wait_status(c, pid, {"published", "partial", "failed"}) for pid in posts]
+    [published] = found["results"]
+    assert found["status"] == "published" and published["external_id"].startswith("urn:li:share:"), (published["error_code"], published["error_message"])
+    [unconfirmed] = unseen["results"]
+    assert unconfirmed["status"] == "unconfirmed" and "earlier attempt" in unconfirmed["error_message"], unseen
+    assert sorted(p["text"] for p in await sandbox_posts(pstack, "linkedin")) == ["once, hidden", "once, lagging"]
+
+
+async def account_row(stack, account_id: str) -> tuple[str, str]:
+    from store.models import SocialAccount
+
+    async with stack.db.session() as s:
+        row = await s.get(SocialAccount, account_id)
+        return row.external_account_id, row.access_token
+
+
+async def landed_unseen(stack, result_id: str, account_id: str, caption: str) -> None:
+    """The ledger and the platform as an interrupted attempt leaves them when reconciliation missed its post:
+    the attempt closed as absent, then a plain 503, and the post on LinkedIn all the same."""
+    member, token = await account_row(stack, account_id)
+    from store.models import PublishAttempt
+
+    async with stack.db.session() as s:
+        for step, code in enumerate(("interrupted", "platform_unavailable")):
+            s.add(PublishAttempt(result_id=result_id, step="part:0", tag=f"{result_id}:part:0", status="failed",
+                                 error_code=code, started_at=datetime.now(UTC) - timedelta(seconds=5 - step)))
+        await s.commit()
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.post(f"{stack.settings.sandbox_url}/linkedin/rest/posts", json={
+            "author": f"urn:li:person:{member}", "commentary": caption, "visibility": "PUBLIC",
+            "lifecycleState": "PUBLISHED", "distribution": {"feedDistribution": "MAIN_FEED"}},
+            headers={"Authorization": f"Bearer {token}", "LinkedIn-Version": LINKEDIN_VERSION,
+                     "X-Restli-Protocol-Version": "2.0.0"})
+        assert r.status_code == 201, r.text
+
+
 async def test_expired_token_refreshes_once_and_revoked_fails_fast(pstack):
     """An access token expiring mid-flight is refreshed and the call retried; a revoked grant fails the target
     with a clear code and marks the account reauth_required."""
@@ -128,6 +183,11 @@ async def test_expired_token_refreshes_once_and_revoked_fails_fast(pstack):
     async with pstack.client(pstack.tenant.test_key) as c:
         post = (await c.post("/v1/social-posts", json={"caption": "fresh token", "account_ids": [x]})).json()["data"]
         assert post["status"] == "published", post
+        # Expired again right after the refresh (a racing refresh, a platform hiccup): retried later, not failed.
+        await fault(pstack, "twitter", "expire_token", path_contains="/2/tweets", times=2)
+        post = (await c.post("/v1/social-posts", json={"caption": "twice", "account_ids": [x]})).json()["data"]
+        assert post["status"] == "published", post["results"][0]["error_message"]
+        assert post["results"][0]["attempts"] >= 3
         await fault(pstack, "twitter", "revoke_token", path_contains="/2/tweets")
         post = (await c.post("/v1/social-posts", json={"caption": "revoked", "account_ids": [x]})).json()["data"]
         assert post["status"] == "failed", post
