@@ -231,6 +231,14 @@ class PublishActivities:
             await s.commit()
         return plans
 
+    @activity.defn(name="publish.plan_ahead")
+    async def plan_ahead(self, post_id: str) -> list[TargetPlan]:
+        """Every target as it stands while the post waits, changing nothing: what work can be done ahead."""
+        async with self.db.session() as s:
+            results = (await s.exec(select(PostResult).where(PostResult.post_id == post_id)
+                                    .order_by(PostResult.created_at, PostResult.id))).all()
+            return [self._plan(s, r, [], mark=False) for r in results]
+
     @activity.defn(name="publish.plan_target")
     async def plan_target(self, step: StepInput) -> TargetPlan:
         """Runs only for workflows started before `begin_post` (see PublishPostWorkflow.run)."""
@@ -242,8 +250,8 @@ class PublishActivities:
             await s.commit()
         return plan
 
-    def _plan(self, s, result: PostResult, succeeded: list[PublishAttempt]) -> TargetPlan:
-        """What is left to do for one target; marks it publishing unless it already was published."""
+    def _plan(self, s, result: PostResult, succeeded: list[PublishAttempt], *, mark: bool = True) -> TargetPlan:
+        """What is left to do for one target; marks it publishing (with `mark`) unless it was published."""
         done = {a.step: a for a in succeeded}
         media_counts = [len(p.get("media_urls", [])) + len(p.get("media_ids", [])) for p in result.parts]
         adapter = adapter_class(result.platform)
@@ -255,7 +263,7 @@ class PublishActivities:
             task_queue=self.settings.queue_for(result.platform),
             stages=[adapter.stages(n) for n in media_counts],
         )
-        if not plan.skip:
+        if mark and not plan.skip:
             result.status = "publishing"
             result.updated_at = utcnow()
             s.add(result)

@@ -9,6 +9,11 @@
   publish status) is waited on here, with timers, never inside an adapter.
 - Every platform call is an activity with the platform retry policy; the
   activity records each attempt durably and reconciles before any retry.
+- A scheduled post does its preparation `prep_lead_seconds` before it is due:
+  it uploads every part's media and stages the first part's container, so that
+  at the due time only the publish call is left. An edit discards that work
+  (it may have staged the old caption); it is done again, ahead if there is
+  still time, otherwise at the due time.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
         TargetPlan,
         UNCONFIRMED_MESSAGE,
     )
-    from adapters.base import PostRef
+    from adapters.base import MediaRef, PostRef, Prepared
 
 from workflows import search_attributes as sa
 from workflows.policies import (
@@ -51,6 +56,8 @@ from workflows.policies import (
 # success itself. Histories made before it replay on the original path (`_fan_out_v1`), which can go once no
 # such workflow is open (`temporal workflow list --query 'TemporalChangeVersion != "lean-fan-out"'`).
 LEAN_FAN_OUT = "lean-fan-out"
+# Workflows started with a `prep_lead_seconds` prepare ahead of their due time (see the module docstring).
+PREP_AHEAD = "prep-ahead"
 
 
 @dataclass
@@ -61,6 +68,15 @@ class PublishPostInput:
     retry_result_ids: list[str] = field(default_factory=list)
     # None (workflows started before it existed): PLATFORM_RETRY.
     platform_retry: PlatformRetry | None = None
+    # None: nothing is prepared ahead (settings `prep_lead_seconds` = 0, or started before it existed).
+    prep_lead_seconds: float | None = None
+
+
+@dataclass
+class Prepped:
+    """One target's work done ahead: each part's media, and the first part's staged container."""
+    media: dict[int, list[MediaRef]] = field(default_factory=dict)
+    prepared: Prepared | None = None
 
 
 @dataclass
@@ -92,13 +108,21 @@ class PublishPostWorkflow:
         self.results: dict[str, str] = {}
         # Result id -> platform, for the activity summaries the Temporal UI shows.
         self.platforms: dict[str, str] = {}
+        # Work done ahead of the due time: every edit starts a new generation, whose preparation is redone.
+        self.prep_lead: float | None = None
+        self.generation = 0
+        self.prepped_generation: int | None = None
+        self.prep_tasks: dict[str, asyncio.Task] = {}
 
     @workflow.run
     async def run(self, inp: PublishPostInput) -> PostOutcome:
         self.scheduled_at = inp.scheduled_at
         self.platform_retry = inp.platform_retry.policy() if inp.platform_retry else PLATFORM_RETRY
-        await self._wait_until_due()
+        if inp.prep_lead_seconds and inp.scheduled_at and workflow.patched(PREP_AHEAD):
+            self.prep_lead = inp.prep_lead_seconds
+        await self._wait_until_due(inp.post_id)
         if self.cancelled:
+            await self._drop_prepared()
             self.phase = "cancelled"
             workflow.upsert_search_attributes([sa.STATUS.value_set("cancelled")])
             await workflow.wait_condition(workflow.all_handlers_finished)
@@ -113,17 +137,65 @@ class PublishPostWorkflow:
 
     # --- the timer ---
 
-    async def _wait_until_due(self) -> None:
+    async def _wait_until_due(self, post_id: str) -> None:
         while not self.cancelled or self.editing:
             remaining = (self.scheduled_at - workflow.now()).total_seconds() if self.scheduled_at else 0.0
             if (remaining <= 0 or self.cancelled) and self.editing == 0:
                 return
+            wake = remaining
+            if self.prep_lead is not None and self.prepped_generation != self.generation and not self.editing:
+                if remaining <= self.prep_lead:
+                    await self._prepare_ahead(post_id)
+                    continue  # an edit may have come in meanwhile: look again
+                wake = remaining - self.prep_lead
             self.changed = False
             try:
                 await workflow.wait_condition(lambda: self.changed,
-                                              timeout=timedelta(seconds=remaining) if remaining > 0 else None)
+                                              timeout=timedelta(seconds=wake) if wake > 0 else None)
             except asyncio.TimeoutError:
                 pass
+
+    # --- preparation ahead of the due time ---
+
+    async def _prepare_ahead(self, post_id: str) -> None:
+        """Start preparing every target in the background; the fan-out takes what is ready (or waits for it)."""
+        await self._drop_prepared()
+        self.prepped_generation = self.generation
+        plans: list[TargetPlan] = await self._local(PublishActivities.plan_ahead, post_id)
+        for plan in plans:
+            if not plan.skip and (any(plan.media_counts) or any(plan.stages)):
+                self.platforms[plan.result_id] = plan.platform
+                self.prep_tasks[plan.result_id] = asyncio.create_task(self._prepare_target(plan))
+
+    async def _prepare_target(self, plan: TargetPlan) -> Prepped:
+        done = Prepped()
+        for part in range(plan.part_count):
+            done.media[part] = [await self._until_done(PublishActivities.upload_media,
+                                                       StepInput(plan.result_id, part=part, index=i), "media",
+                                                       plan.task_queue)
+                                for i in range(plan.media_counts[part])]
+        # Later parts reply to the part before them, whose id only exists once it is published.
+        if plan.stages and plan.stages[0]:
+            done.prepared = await self._until_done(PublishActivities.prepare,
+                                                   StepInput(plan.result_id, part=0, media=done.media[0]),
+                                                   "prepared", plan.task_queue)
+        return done
+
+    async def _prepared_for(self, result_id: str) -> Prepped | None:
+        """What was prepared ahead for this target, for the content that is publishing now; None to do it now."""
+        task = self.prep_tasks.get(result_id)
+        if task is None or self.prepped_generation != self.generation:
+            return None
+        try:
+            return await task
+        except (ActivityError, ApplicationError):
+            return None  # whatever failed ahead fails (or succeeds) again now, and is reported then
+
+    async def _drop_prepared(self) -> None:
+        tasks, self.prep_tasks = list(self.prep_tasks.values()), {}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _check_waiting(self) -> None:
         if self.phase != "waiting" or self.cancelled:
@@ -134,6 +206,7 @@ class PublishPostWorkflow:
     async def edit(self, req: EditRequest) -> WorkflowState:
         self._check_waiting()
         self.editing += 1
+        self.generation += 1
         try:
             await self._db(PublishActivities.apply_edit, EditInput(workflow.info().workflow_id.split("/", 1)[1],
                                                                    req.changes))
@@ -176,6 +249,7 @@ class PublishPostWorkflow:
                                                     BeginInput(inp.post_id, inp.retry_result_ids))
         self.results = {plan.result_id: "pending" for plan in plans}
         await asyncio.gather(*(self._target(plan, lean=True) for plan in plans))
+        await self._drop_prepared()  # anything prepared for a target that is not publishing
         return await self._local(PublishActivities.finish_post, inp.post_id)
 
     async def _fan_out_v1(self, inp: PublishPostInput) -> PostOutcome:
@@ -220,15 +294,17 @@ class PublishPostWorkflow:
         parent: PostRef | None = None
         first: PostRef | None = None
         finished = False
+        ahead = await self._prepared_for(result_id) if lean else None
         for part in range(plan.part_count):
             done = plan.published[part] if part < len(plan.published) else None
             if done is None:
                 final = lean and part == plan.part_count - 1 and not comment_left
-                media = [await self._until_done(PublishActivities.upload_media,
-                                                StepInput(result_id, part=part, index=i), "media", queue)
-                         for i in range(plan.media_counts[part])]
-                prepared = None
-                if not lean or plan.stages[part]:
+                media = ahead.media[part] if ahead is not None else [
+                    await self._until_done(PublishActivities.upload_media,
+                                           StepInput(result_id, part=part, index=i), "media", queue)
+                    for i in range(plan.media_counts[part])]
+                prepared = ahead.prepared if ahead is not None and part == 0 else None
+                if prepared is None and (not lean or plan.stages[part]):
                     prepared = await self._until_done(
                         PublishActivities.prepare, StepInput(result_id, part=part, media=media, reply_to=parent),
                         "prepared", queue)
