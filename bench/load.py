@@ -8,8 +8,10 @@ Operations arrive open-loop at `--rate` per second, mixed as MIX says: immediate
 targets), polls of posts already created, list pages, and connect sessions (each cancelled 5 s later, as when the
 end user walks away, so that open sessions stay a steady population). It reports the throughput, p50 and
 p99 latency and errors per route, the memory (RSS) of every process over time, and checks at the end that every
-post reached a terminal status. The soak verdict: no error, and no process grew by more than MEMORY_BOUND_MIB
-between the first sample after warm-up and the last.
+post reached a terminal status. The soak verdict: no error, every post terminal, and neither Herald process (API,
+worker) grew by more than MEMORY_BOUND_MIB between the first sample after warm-up and the last. The Temporal dev
+server's memory is reported beside them but not judged: it keeps every closed workflow of the namespace's
+retention period (here thousands within minutes), and grows with that data (README, Development).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ MEMORY_EVERY = 5.0
 WARM_UP = 20.0  # memory growth is measured from the first sample after this
 MEMORY_BOUND_MIB = 64.0
 CANCEL_AFTER = 5.0
+JUDGED = ("api", "worker")  # Herald's own processes
 
 
 class Load:
@@ -181,7 +184,8 @@ async def run(args: argparse.Namespace) -> dict:
             "memory_mib": memory,
             "memory_growth_mib": growth,
             "memory_bound_mib": MEMORY_BOUND_MIB,
-            "soak_ok": total_errors == 0 and not pending and all(g <= MEMORY_BOUND_MIB for g in growth.values()),
+            "memory_judged": list(JUDGED),
+            "soak_ok": total_errors == 0 and not pending and all(growth[name] <= MEMORY_BOUND_MIB for name in JUDGED),
         }
     finally:
         stack.stop()
@@ -207,7 +211,8 @@ def main() -> int:
         print(f"{kind:18} {r['ops']:6} {r['errors']:6} {r['latency_ms']['p50']:8} {r['latency_ms']['p99']:8}")
     print(f"\nthroughput {result['throughput_ops_per_s']} ops/s, error rate {result['error_rate']}, "
           f"posts {result['posts']} (not terminal: {result['posts_not_terminal']})")
-    print(f"memory growth after warm-up, MiB: {result['memory_growth_mib']} (bound {MEMORY_BOUND_MIB})")
+    print(f"memory growth after warm-up, MiB: {result['memory_growth_mib']} (bound {MEMORY_BOUND_MIB} for "
+          f"{', '.join(JUDGED)})")
     print(f"soak {'OK' if result['soak_ok'] else 'FAILED'}; JSON in {out}")
     for sample in result["error_samples"]:
         print(f"  error: {sample}")
