@@ -34,7 +34,7 @@ from adapters.base import (
 from adapters.capabilities import Capabilities, Issue, MediaLimits
 from adapters.catalogue import ProviderEntry
 from adapters.errors import AdapterError, AuthRevoked, MediaRejected
-from adapters.graph import GraphTokenMixin, find_posted, graph_pages, graph_request, next_delay
+from adapters.graph import GraphTokenMixin, find_posted, graph_request, next_delay
 
 VERSION = "v23.0"
 WEB = "https://www.facebook.com"
@@ -285,12 +285,10 @@ class FacebookAdapter(GraphTokenMixin, PlatformAdapter):
             parent = draft.reply_to.external_id
             # Comments come oldest first unless ranked, whatever `order` asks: read them to the end.
             found = await find_posted(
-                graph_pages(
-                    self.api,
-                    token,
-                    f"{parent}/comments",
-                    {"fields": "id,message,created_time,from", "limit": str(RECONCILE_PAGE)},
-                ),
+                self.api,
+                token,
+                f"{parent}/comments",
+                {"fields": "id,message,created_time,from", "limit": str(RECONCILE_PAGE)},
                 match=lambda c: c.get("message") == draft.text
                 and (c.get("from") or {}).get("id") == auth.external_id,
                 key="created_time",
@@ -300,12 +298,10 @@ class FacebookAdapter(GraphTokenMixin, PlatformAdapter):
             )
             return None if found is None else PostRef(external_id=str(found["id"]), data={"parent": parent})
         found = await find_posted(
-            graph_pages(
-                self.api,
-                token,
-                f"{auth.external_id}/feed",
-                {"fields": "id,message,created_time", "limit": str(RECONCILE_PAGE)},
-            ),
+            self.api,
+            token,
+            f"{auth.external_id}/feed",
+            {"fields": "id,message,created_time", "limit": str(RECONCILE_PAGE)},
             match=lambda p: (p.get("message") or "") == (draft.text or ""),
             key="created_time",
             since=since,

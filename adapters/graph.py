@@ -218,7 +218,10 @@ def graph_pages(
 
 
 async def find_posted(
-    fetch: Callable[[str | None], Awaitable[Page]],
+    api: Callable[..., Awaitable[dict[str, Any]]],
+    token: str,
+    path: str,
+    params: dict[str, Any],
     *,
     match: Callable[[dict[str, Any]], bool],
     key: str,
@@ -226,9 +229,9 @@ async def find_posted(
     newest_first: bool,
     what: str,
 ) -> dict[str, Any] | None:
-    """`find_since` over a Graph listing whose items carry their creation time in `key`."""
+    """`find_since` over the Graph edge `path`, whose items carry their creation time in `key`."""
     return await find_since(
-        fetch,
+        graph_pages(api, token, path, params),
         match=match,
         created=lambda item: graph_timestamp(item.get(key)),
         # Graph timestamps have whole seconds.

@@ -26,7 +26,7 @@ from adapters.base import (
 )
 from adapters.capabilities import Capabilities, Issue, MediaLimits
 from adapters.catalogue import ProviderEntry
-from adapters.graph import ContainerPublishing, LongLivedTokenMixin, find_posted, graph_pages
+from adapters.graph import ContainerPublishing, LongLivedTokenMixin, find_posted
 
 GRAPH = "https://graph.instagram.com"
 VERSION = "v23.0"
@@ -221,12 +221,10 @@ class InstagramAdapter(ContainerPublishing, LongLivedTokenMixin, PlatformAdapter
             parent = draft.reply_to.external_id
             # The order of /comments is not documented: read them to the end.
             found = await find_posted(
-                graph_pages(
-                    self.api,
-                    token,
-                    f"{parent}/comments",
-                    {"fields": "id,text,timestamp,username", "limit": str(RECONCILE_PAGE)},
-                ),
+                self.api,
+                token,
+                f"{parent}/comments",
+                {"fields": "id,text,timestamp,username", "limit": str(RECONCILE_PAGE)},
                 match=lambda c: c.get("text") == draft.text
                 and (auth.username is None or c.get("username") == auth.username),
                 key="timestamp",
@@ -237,12 +235,10 @@ class InstagramAdapter(ContainerPublishing, LongLivedTokenMixin, PlatformAdapter
             return None if found is None else PostRef(external_id=str(found["id"]), data={"parent": parent})
         expected = _media_type(draft)
         found = await find_posted(
-            graph_pages(
-                self.api,
-                token,
-                f"{auth.external_id}/media",
-                {"fields": "id,caption,media_type,permalink,timestamp", "limit": str(RECONCILE_PAGE)},
-            ),
+            self.api,
+            token,
+            f"{auth.external_id}/media",
+            {"fields": "id,caption,media_type,permalink,timestamp", "limit": str(RECONCILE_PAGE)},
             match=lambda m: (m.get("caption") or "") == (draft.text or "")
             and m.get("media_type") == expected,
             key="timestamp",

@@ -25,7 +25,7 @@ from adapters.base import (
 )
 from adapters.capabilities import Capabilities, Issue, MediaLimits
 from adapters.catalogue import ProviderEntry
-from adapters.graph import ContainerPublishing, LongLivedTokenMixin, find_posted, graph_pages
+from adapters.graph import ContainerPublishing, LongLivedTokenMixin, find_posted
 
 GRAPH = "https://graph.threads.net"
 VERSION = "v1.0"
@@ -177,7 +177,7 @@ class ThreadsAdapter(ContainerPublishing, LongLivedTokenMixin, PlatformAdapter):
             path, params = f"{auth.external_id}/threads", {"fields": fields, "limit": str(RECONCILE_PAGE)}
             what = "the profile's threads"
         found = await find_posted(
-            graph_pages(self.api, auth.tokens.access_token, path, params),
+            self.api, auth.tokens.access_token, path, params,
             match=lambda p: (p.get("text") or "") == (draft.text or "")
             and (auth.username is None or p.get("username") == auth.username),
             key="timestamp",
