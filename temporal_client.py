@@ -60,6 +60,16 @@ def workflow_id(post_id: str) -> str:
     return f"post/{post_id}"
 
 
+def names_media(request) -> bool:
+    """Whether a post's request names media anywhere: top level, per platform or per thread part."""
+    if isinstance(request, dict):
+        return any((key in ("media_urls", "media_ids") and value) or names_media(value)
+                   for key, value in request.items())
+    if isinstance(request, list):
+        return any(names_media(value) for value in request)
+    return False
+
+
 async def start_post_workflow(client: Client, settings: Settings, post, platforms: list[str],
                               retry_result_ids: list[str] | None = None) -> bool:
     """Start `post/<id>`; False when a run is already in progress (starting is idempotent)."""
@@ -83,7 +93,9 @@ async def start_post_workflow(client: Client, settings: Settings, post, platform
                              platform_retry=PlatformRetry(settings.platform_retry_first_seconds,
                                                           settings.platform_retry_longest_seconds,
                                                           settings.platform_retry_attempts),
-                             prep_lead_seconds=settings.prep_lead_seconds or None),
+                             # Text alone has nothing to prepare: such a post skips the step altogether.
+                             prep_lead_seconds=(settings.prep_lead_seconds or None) if names_media(post.request)
+                             else None),
             id=workflow_id(post.id),
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     platform_retry_first_seconds: float = Field(default=1.0, gt=0)
     platform_retry_longest_seconds: float = Field(default=300.0, gt=0)
     platform_retry_attempts: int = Field(default=12, ge=1)
-    # A scheduled post uploads its media and stages its platform containers this long before it is due, so that
+    # A scheduled post with media uploads it and stages its platform containers this long before it is due, so that
     # at the due time only the publish call is left. 0 turns it off. Containers live 24 h on Instagram and
     # Threads, so keep it well below that.
     prep_lead_seconds: float = Field(default=300.0, ge=0, le=6 * 3600)

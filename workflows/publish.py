@@ -9,7 +9,7 @@
   publish status) is waited on here, with timers, never inside an adapter.
 - Every platform call is an activity with the platform retry policy; the
   activity records each attempt durably and reconciles before any retry.
-- A scheduled post does its preparation `prep_lead_seconds` before it is due:
+- A scheduled post with media does its preparation `prep_lead_seconds` before it is due:
   it uploads every part's media and stages the first part's container, so that
   at the due time only the publish call is left. An edit discards that work
   (it may have staged the old caption); it is done again, ahead if there is

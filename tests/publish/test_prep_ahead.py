@@ -5,6 +5,7 @@ discards the prepared work; a cancel stops it."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -84,8 +85,28 @@ async def test_media_and_container_are_ready_before_the_due_time(stack, temporal
     times = await scheduled_times(temporal_env, post["id"])
     assert max(times["publish.upload_media"] + times["publish.prepare"]) < due
     assert min(times["publish.publish_part"]) >= due - timedelta(milliseconds=50)
-    record_history(await temporal_env.client.get_workflow_handle(f"post/{post['id']}").fetch_history(),
-                   "publish_prepared_ahead.json")
+    history = await temporal_env.client.get_workflow_handle(f"post/{post['id']}").fetch_history()
+    assert started_with(history)["prep_lead_seconds"] == LEAD
+    record_history(history, "publish_prepared_ahead.json")
+
+
+async def test_a_text_post_has_nothing_to_prepare(stack, temporal_env):
+    """Text alone needs no preparation: its workflow is started without any (and so never looks)."""
+    x = await connect_oauth(stack, "twitter", "plain")
+    async with stack.client(stack.tenant.test_key) as c:
+        due = datetime.now(UTC) + timedelta(seconds=3)
+        r = await c.post("/v1/social-posts", json={"caption": "just words", "account_ids": [x],
+                                                    "scheduled_at": due.isoformat()})
+        post = await wait_status(c, r.json()["data"]["id"], {"published", "partial", "failed"}, timeout=60)
+    assert post["status"] == "published", post["results"]
+    history = await temporal_env.client.get_workflow_handle(f"post/{post['id']}").fetch_history()
+    assert started_with(history)["prep_lead_seconds"] is None
+
+
+def started_with(history) -> dict:
+    """The workflow's input, as the API started it."""
+    [payload] = history.events[0].workflow_execution_started_event_attributes.input.payloads
+    return json.loads(payload.data)
 
 
 async def test_an_edit_after_preparing_publishes_the_edited_post(stack):
