@@ -77,6 +77,14 @@ def _postgres_reachable() -> bool:
 POSTGRES_UP = _postgres_reachable()
 
 
+def require_postgres() -> None:
+    """Skip a PostgreSQL test where no server is reachable; in CI, where one must be, fail it instead."""
+    if not POSTGRES_UP:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL is required in CI but not reachable at {PG_ADMIN_URL}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+
+
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
@@ -123,10 +131,7 @@ def migrated_database(kind: str, sqlite_dir: Path):
         upgrade(Settings(database_url=db.url, encryption_keys=TEST_KEY, env="test").sync_sqlalchemy_url)
         yield db
         return
-    if not POSTGRES_UP:
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"PostgreSQL is required in CI but not reachable at {PG_ADMIN_URL}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+    require_postgres()
     schema = f"t_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')

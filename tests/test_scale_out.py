@@ -9,18 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import PG_ADMIN_URL, POSTGRES_UP, REQUIRE_POSTGRES
+from tests.conftest import PG_ADMIN_URL, require_postgres
 
 ROOT = Path(__file__).parent.parent
 
 
 def test_two_apis_and_two_workers_publish_each_target_once(tmp_path):
-    if not POSTGRES_UP:
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"PostgreSQL is required in CI but not reachable at {PG_ADMIN_URL}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+    require_postgres()
     server = PG_ADMIN_URL.split("?")[0].rsplit("/", 1)[0]
     out = tmp_path / "scale-out.json"
     done = subprocess.run([sys.executable, "bench/scale_out.py", "--posts", "30", "--warmup", "5",

@@ -313,8 +313,8 @@ async def test_dropped_publish_is_outcome_unknown_then_reconciled(http, adapter,
     assert (await adapter.reconcile_prepared(auth, prepared, since=since)).external_id == stored[0]["id"]
 
 
-async def test_dropped_reply_is_reconciled_under_its_parent(http, adapter, base):
-    """A lost thread part is found among its parent's replies, not mistaken for a top-level post."""
+async def dropped_reply(http, adapter, base):
+    """A thread part published under a root post, whose answer was lost; returns (auth, since, root, part)."""
     auth = await connect(http, adapter)
     since = time.time()
     root = await publish(adapter, auth, PartDraft(text="root"))
@@ -323,6 +323,12 @@ async def test_dropped_reply_is_reconciled_under_its_parent(http, adapter, base)
     await fault(http, base, kind="drop_after_accept", path_contains="/threads_publish")
     with pytest.raises(OutcomeUnknown):
         await adapter.publish(auth, prepared)
+    return auth, since, root, part
+
+
+async def test_dropped_reply_is_reconciled_under_its_parent(http, adapter, base):
+    """A lost thread part is found among its parent's replies, not mistaken for a top-level post."""
+    auth, since, _, part = await dropped_reply(http, adapter, base)
     found = await adapter.reconcile(auth, part, since=since)
     assert found.external_id == (await posts(http, base))[-1]["id"]
     assert await adapter.reconcile(auth, PartDraft(text="reply"), since=since) is None
@@ -374,14 +380,7 @@ async def test_reconcile_reads_threads_past_newer_posts(http, adapter, base, mon
 async def test_reply_reconcile_follows_cursors(http, adapter, base, quick):
     """A lost thread part with a page of newer replies above it (the sandbox's default 25 a page) is
     found on the next page of its parent's replies."""
-    auth = await connect(http, adapter)
-    since = time.time()
-    root = await publish(adapter, auth, PartDraft(text="root"))
-    part = PartDraft(text="reply", reply_to=root)
-    prepared = await prepare(adapter, auth, part)
-    await fault(http, base, kind="drop_after_accept", path_contains="/threads_publish")
-    with pytest.raises(OutcomeUnknown):
-        await adapter.publish(auth, prepared)
+    auth, since, root, part = await dropped_reply(http, adapter, base)
     for i in range(25):
         await publish(adapter, auth, PartDraft(text=f"newer reply {i}", reply_to=root))
     [interrupted] = [p for p in await posts(http, base) if p["text"] == "reply"]
