@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import wait_for_peer_install
+from tests.support.processes import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER_DIR = ROOT / "peers" / "bluesky-pds"
@@ -109,15 +110,7 @@ def bluesky_pds() -> Iterator[PdsPeer]:
         urls = _read_ready_line(proc, log_path)
         yield PdsPeer(pds=urls["pds"], plc=urls["plc"])
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        _stop(proc)
         os.unlink(log_path)
 
 
@@ -194,13 +187,7 @@ def oidc_provider_installed() -> None:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop(proc)
     if proc.stdout is not None:
         proc.stdout.close()
 
