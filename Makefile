@@ -15,7 +15,7 @@ $(UV):
 
 # The locked dependencies, exactly (uv.lock).
 install: $(UV)
-	$(UV) sync --frozen --python $(PYTHON) --quiet
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON) --quiet
 
 run: install
 	$(VENV)/bin/python devrun.py

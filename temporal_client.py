@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+
+from pydantic import TypeAdapter
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, PydanticPayloadConverter
+from temporalio.converter import DataConverter
 
 from store.settings import Settings
+
+# The worker makes a payload converter for every workflow run it starts, and the SDK's converter keeps its
+# TypeAdapters per instance: every run rebuilt the pydantic schema of each type it decoded (a few percent of
+# the worker's CPU). One process-wide cache serves them all; a TypeAdapter holds nothing but its schema.
+_TYPE_ADAPTERS = functools.lru_cache(maxsize=1024)(TypeAdapter)
+
+
+class _SharedCacheJSON(PydanticJSONPlainPayloadConverter):
+    def __init__(self) -> None:
+        super().__init__(max_cached_type_adapters=0)
+        self._type_adapter = _TYPE_ADAPTERS
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._type_adapter = _TYPE_ADAPTERS
+
+
+class PayloadConverter(PydanticPayloadConverter):
+    """The SDK's pydantic payload converter, with the process-wide TypeAdapter cache."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.converters = {encoding: _SharedCacheJSON() if isinstance(c, PydanticJSONPlainPayloadConverter) else c
+                           for encoding, c in self.converters.items()}
+
+
+DATA_CONVERTER = DataConverter(payload_converter_class=PayloadConverter)
 
 
 async def connect(settings: Settings) -> Client:
@@ -14,7 +45,7 @@ async def connect(settings: Settings) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         interceptors=observed.client_interceptors(settings),
         runtime=observed.runtime(settings),
     )

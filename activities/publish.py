@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -309,10 +311,9 @@ class PublishActivities:
         label = f"part:{step.part}"
         async with self.db.session() as s:
             result = await self._result(s, step.result_id)
-            prepared = step.prepared
-            if prepared is None:  # the platform stages nothing for this part
-                post = await s.get(Post, result.post_id)
-                prepared = Prepared(draft=self._draft(post, result, step.part, step.media, step.reply_to))
+            post = await s.get(Post, result.post_id)
+        # The platform stages nothing for this part: the draft is built here.
+        prepared = step.prepared or Prepared(draft=self._draft(post, result, step.part, step.media, step.reply_to))
 
         async def go(account, adapter):
             auth = auth_of(account)
@@ -323,7 +324,7 @@ class PublishActivities:
                     return await adapter.reconcile_prepared(auth, prepared, since=since)
                 return await adapter.reconcile(auth, prepared.draft, since=since)
 
-            return await self._ledgered(result, label, prepared.draft, reconcile,
+            return await self._ledgered(result, post, label, prepared.draft, reconcile,
                                         lambda: adapter.publish(auth, prepared),
                                         lambda handle: adapter.poll_publish(auth, handle), final=step.final)
 
@@ -334,10 +335,11 @@ class PublishActivities:
         label = f"part:{step.part}"
         async with self.db.session() as s:
             result = await self._result(s, step.result_id)
+            post = await s.get(Post, result.post_id)
 
         async def go(account, adapter):
             out = await adapter.poll_publish(auth_of(account), step.handle or {})
-            return await self._settle(result, label, out, final=step.final)
+            return await self._settle(result, post, label, out, final=step.final)
 
         return await self._platform_call(result.social_account_id, go)
 
@@ -345,6 +347,7 @@ class PublishActivities:
     async def comment(self, step: StepInput) -> StepOutput:
         async with self.db.session() as s:
             result = await self._result(s, step.result_id)
+            post = await s.get(Post, result.post_id)
         parent = step.reply_to
         assert parent is not None
         draft = PartDraft(text=result.first_comment or "", reply_to=parent, tag=f"{result.id}:comment",
@@ -352,26 +355,33 @@ class PublishActivities:
 
         async def go(account, adapter):
             auth = auth_of(account)
-            return await self._ledgered(result, "comment", draft,
+            return await self._ledgered(result, post, "comment", draft,
                                         lambda since: adapter.reconcile(auth, draft, since=since),
                                         lambda: adapter.comment(auth, parent, draft.text, tag=draft.tag), None,
                                         final=step.final)
 
         return await self._platform_call(result.social_account_id, go)
 
-    async def _ledgered(self, result: PostResult, label: str, draft: PartDraft, reconcile, create, poll, *,
-                        final: bool):
-        """Reconcile any unfinished earlier attempt, then record, call, and record the answer."""
+    async def _ledgered(self, result: PostResult, post: Post, label: str, draft: PartDraft, reconcile, create,
+                        poll, *, final: bool):
+        """Reconcile any unfinished earlier attempt, then record, call, and record the answer.
+
+        `result` and `post` were read at the start of this activity; the writes below update them in place.
+        """
         tag = draft.tag
-        async with self.db.session() as s:
-            previous = (await s.exec(select(PublishAttempt).where(PublishAttempt.tag == tag)
-                                     .order_by(PublishAttempt.started_at.desc()))).first()
+        previous = None
+        # `attempts` counts every attempt row of the result, in the transaction that writes the row: with none
+        # there is no earlier attempt of this step to look for.
+        if result.attempts:
+            async with self.db.session() as s:
+                previous = (await s.exec(select(PublishAttempt).where(PublishAttempt.tag == tag)
+                                         .order_by(PublishAttempt.started_at.desc()))).first()
         if previous is not None and previous.status == "succeeded":
             ref = _ref(previous)
-            await self._succeeded(result.id, label, None, ref, final=final)
+            await self._succeeded(result, post, label, None, ref, final=final)
             return StepOutput(post=ref, reconciled=True)
         if previous is not None and previous.status == "processing" and poll is not None:
-            return await self._settle(result, label, await poll(previous.external_data.get("handle", {})),
+            return await self._settle(result, post, label, await poll(previous.external_data.get("handle", {})),
                                       final=final)
         if previous is not None and previous.status in ("started", "unknown"):
             try:
@@ -382,13 +392,13 @@ class PublishActivities:
                 raise
             metrics.RECONCILIATIONS.labels(result.platform, "found" if found is not None else "not_found").inc()
             if found is not None:
-                await self._succeeded(result.id, label, previous.id, found, final=final,
+                await self._succeeded(result, post, label, previous.id, found, final=final,
                                       note="reconciled: found on the platform after an interrupted attempt")
                 activity.logger.info("reconciled %s: already on %s as %s", tag, result.platform, found.external_id)
                 return StepOutput(post=found, reconciled=True)
             await self._finish_attempt(previous.id, "failed", error_code=INTERRUPTED,
                                        error_message="interrupted attempt not found on the platform; posting again")
-        attempt_id = await self._start_attempt(result.id, label, tag)
+        attempt_id = await self._start_attempt(result, label, tag)
         try:
             out = await create()
         except OutcomeUnknown as exc:
@@ -406,7 +416,7 @@ class PublishActivities:
                 # had not shown it): record it if it shows now, otherwise it is unconfirmed, never failed.
                 found = await reconcile(interrupted.timestamp() - 60)
                 if found is not None:
-                    await self._succeeded(result.id, label, attempt_id, found, final=final,
+                    await self._succeeded(result, post, label, attempt_id, found, final=final,
                                           note="reconciled: the platform refused a duplicate of an earlier attempt")
                     return StepOutput(post=found, reconciled=True)
                 await self._finish_attempt(attempt_id, "unknown", error=exc)
@@ -416,17 +426,17 @@ class PublishActivities:
         if isinstance(out, Pending):
             await self._finish_attempt(attempt_id, "processing", handle=out.handle)
             return StepOutput(pending=out)
-        await self._succeeded(result.id, label, attempt_id, out, final=final)
+        await self._succeeded(result, post, label, attempt_id, out, final=final)
         return StepOutput(post=out)
 
-    async def _settle(self, result: PostResult, label: str, out, *, final: bool) -> StepOutput:
+    async def _settle(self, result: PostResult, post: Post, label: str, out, *, final: bool) -> StepOutput:
         if isinstance(out, Pending):
             return StepOutput(pending=out)
         async with self.db.session() as s:
             att = (await s.exec(select(PublishAttempt.id).where(
                 PublishAttempt.result_id == result.id, PublishAttempt.step == label)
                 .order_by(PublishAttempt.started_at.desc()))).first()
-        await self._succeeded(result.id, label, att, out, final=final)
+        await self._succeeded(result, post, label, att, out, final=final)
         return StepOutput(post=out)
 
     async def _first_interrupted(self, tag: str, attempt_id: str):
@@ -439,45 +449,42 @@ class PublishActivities:
                 | PublishAttempt.error_code.in_((INTERRUPTED, "outcome_unknown")))
                 .order_by(PublishAttempt.started_at))).first()
 
-    async def _start_attempt(self, result_id: str, label: str, tag: str) -> str:
+    async def _start_attempt(self, result: PostResult, label: str, tag: str) -> str:
         async with self.db.session() as s:
-            att = PublishAttempt(result_id=result_id, step=label, tag=tag)
+            att = PublishAttempt(result_id=result.id, step=label, tag=tag)
             s.add(att)
-            result = await s.get(PostResult, result_id)
-            result.attempts += 1
-            s.add(result)
+            await s.execute(update(PostResult).where(PostResult.id == result.id)
+                            .values(attempts=PostResult.attempts + 1))
             await s.commit()
-            return att.id
+        set_committed_value(result, "attempts", result.attempts + 1)
+        return att.id
 
     async def _finish_attempt(self, attempt_id: str, status: str, *, error: AdapterError | None = None,
                               error_code: str | None = None, error_message: str | None = None,
                               handle: dict | None = None) -> None:
+        values = _closing(status, error=error, error_message=error_message, handle=handle)
+        if error_code:
+            values["error_code"] = error_code
         async with self.db.session() as s:
-            att = await s.get(PublishAttempt, attempt_id)
-            _close_attempt(att, status, error=error, error_message=error_message, handle=handle)
-            if error_code:
-                att.error_code = error_code
-            s.add(att)
+            await s.execute(update(PublishAttempt).where(PublishAttempt.id == attempt_id).values(**values))
             await s.commit()
 
-    async def _succeeded(self, result_id: str, label: str, attempt_id: str | None, ref: PostRef, *, final: bool,
-                         note: str | None = None) -> None:
+    async def _succeeded(self, result: PostResult, post: Post, label: str, attempt_id: str | None, ref: PostRef,
+                         *, final: bool, note: str | None = None) -> None:
         """One transaction: the attempt succeeded; the first part's id becomes the result's (visible as soon as
         the platform answers); and on the target's last step the result is published."""
         async with self.db.session() as s:
             if attempt_id is not None:
-                att = await s.get(PublishAttempt, attempt_id)
-                if att.status != "succeeded":
-                    _close_attempt(att, "succeeded", ref=ref, error_message=note)
-                    s.add(att)
-            result = await s.get(PostResult, result_id)
+                await s.execute(update(PublishAttempt)
+                                .where(PublishAttempt.id == attempt_id, PublishAttempt.status != "succeeded")
+                                .values(**_closing("succeeded", ref=ref, error_message=note)))
+            s.add(result)
             if label == "part:0" and result.external_id != ref.external_id:
                 result.external_id = ref.external_id
                 result.url = ref.url
                 result.updated_at = utcnow()
-                s.add(result)
             if final:
-                await self._mark_result(s, result, TargetOutcome(result_id, "published"))
+                await self._mark_result(s, result, TargetOutcome(result.id, "published"), post)
             await s.commit()
 
     async def _platform_call(self, account_id: str, fn):
@@ -505,12 +512,12 @@ class PublishActivities:
             await self._mark_result(s, await self._result(s, outcome.result_id), outcome)
             await s.commit()
 
-    async def _mark_result(self, s, result: PostResult, outcome: TargetOutcome) -> None:
+    async def _mark_result(self, s, result: PostResult, outcome: TargetOutcome, post: Post | None = None) -> None:
         """A result's terminal status and its webhook event; a repeat of the same outcome changes nothing."""
         if result.status in TERMINAL_RESULT and result.status == outcome.status:
             return
         metrics.RESULTS.labels(result.platform, outcome.status).inc()
-        post = await s.get(Post, result.post_id)
+        post = post or await s.get(Post, result.post_id)
         now = utcnow()
         result.status = outcome.status
         result.error_code = outcome.error_code
@@ -518,10 +525,8 @@ class PublishActivities:
         result.updated_at = now
         if outcome.status == "published":
             result.published_at = now
-            account = await s.get(SocialAccount, result.social_account_id)
-            if account is not None:
-                account.last_successful_post_at = now
-                s.add(account)
+            await s.execute(update(SocialAccount).where(SocialAccount.id == result.social_account_id)
+                            .values(last_successful_post_at=now))
         s.add(result)
         event = "post.result.published" if outcome.status == "published" else "post.result.failed"
         await emit(s, post.workspace_id, post.livemode, event,
@@ -577,21 +582,22 @@ class PublishActivities:
             await s.commit()
 
 
-def _close_attempt(att: PublishAttempt, status: str, *, ref: PostRef | None = None,
-                   error: AdapterError | None = None, error_message: str | None = None,
-                   handle: dict | None = None) -> None:
-    att.status = status
+def _closing(status: str, *, ref: PostRef | None = None, error: AdapterError | None = None,
+             error_message: str | None = None, handle: dict | None = None) -> dict[str, Any]:
+    """The columns an attempt's answer sets."""
+    values: dict[str, Any] = {"status": status}
     if ref is not None:
-        att.external_id = ref.external_id
-        att.external_data = {"url": ref.url, "data": ref.data}
+        values["external_id"] = ref.external_id
+        values["external_data"] = {"url": ref.url, "data": ref.data}
     if handle is not None:
-        att.external_data = {"handle": handle}
+        values["external_data"] = {"handle": handle}
     if error is not None:
-        att.error_code, att.error_message = error.code, error.message[:2000]
+        values["error_code"], values["error_message"] = error.code, error.message[:2000]
     elif error_message:
-        att.error_message = error_message
+        values["error_message"] = error_message
     if status != "processing":
-        att.finished_at = utcnow()
+        values["finished_at"] = utcnow()
+    return values
 
 
 def _ref(attempt: PublishAttempt | None) -> PostRef | None:

@@ -276,9 +276,10 @@ async def run(args: argparse.Namespace) -> dict:
         figures: dict = {"throughput": {}}
         for targets, n in params["throughput_posts"].items():
             figures["throughput"][str(targets)] = await bench.throughput(targets, n)
-        figures["steady"] = await bench.steady(figures["throughput"]["3"]["herald"]["posts_per_s"])
-        figures["burst"] = await bench.burst()
-        figures["waiting"] = await bench.waiting()
+        if not args.throughput_only:
+            figures["steady"] = await bench.steady(figures["throughput"]["3"]["herald"]["posts_per_s"])
+            figures["burst"] = await bench.burst()
+            figures["waiting"] = await bench.waiting()
         result = {
             "figures": figures,
             "targets": TARGETS,
@@ -313,6 +314,8 @@ def table(result: dict) -> str:
                      f">= {TARGETS['throughput_ratio']} x", verdict(tp["ratio"] >= TARGETS["throughput_ratio"])))
         rows.append((f"throughput {targets} target(s), results/s", h["results_per_s"], b["results_per_s"],
                      tp["ratio"], "", ""))
+    if "steady" not in f:
+        return _format(rows)
     streams = [(f"steady {f['steady']['rate_posts_per_s']}/s", f["steady"])]
     if "below_capacity" in f["steady"]:
         slow = f["steady"]["below_capacity"]
@@ -346,6 +349,10 @@ def table(result: dict) -> str:
     rows.append((f"server RSS growth for {w['posts']} waiting, MiB", m["server_growth_herald"],
                  m["server_growth_baseline"], "", "", ""))
     rows.append(("server RSS with both waiting, MiB", m["server_with_both_waiting"], "", "", "", ""))
+    return _format(rows)
+
+
+def _format(rows: list[tuple]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -364,6 +371,8 @@ def main() -> int:
     parser.add_argument("--burst-posts", type=int, help="posts due at the same second (issue: 2000)")
     parser.add_argument("--waiting-posts", type=int, help="scheduled posts left waiting for memory (issue: 10000)")
     parser.add_argument("--steady-seconds", type=int, help="length of the steady stream (issue: 60)")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="measure only the throughput figures (for quick comparisons while developing)")
     parser.add_argument("--profile-worker", action="store_true",
                         help="run the Herald worker under cProfile and keep the profile")
     args = parser.parse_args()

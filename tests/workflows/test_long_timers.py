@@ -11,10 +11,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from store.models import ConnectSession, Profile
+from temporal_client import DATA_CONVERTER
 from worker import WORKFLOWS, Dependencies
 from workflows.connect import ConnectSessionInput, ConnectSessionWorkflow
 
@@ -24,7 +24,7 @@ async def skipping_worker(stack, time_skipping_env):
     from temporalio.client import Client
 
     # Keep the environment's interceptors: they are what lets time skip while we wait on a result.
-    client = Client(**{**time_skipping_env.client.config(), "data_converter": pydantic_data_converter})
+    client = Client(**{**time_skipping_env.client.config(), "data_converter": DATA_CONVERTER})
     deps = Dependencies(stack.settings)
     queue = f"skip-{uuid.uuid4().hex[:6]}"
     async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=deps.activities(client)):

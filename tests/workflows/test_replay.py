@@ -10,10 +10,10 @@ import json
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.support.histories import HISTORIES
+from temporal_client import DATA_CONVERTER
 from worker import WORKFLOWS
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
@@ -26,4 +26,4 @@ def test_every_workflow_has_recorded_histories():
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
 async def test_replay(path):
     history = WorkflowHistory.from_json(f"recorded/{path.stem}", json.loads(path.read_text()))
-    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER).replay_workflow(history)
