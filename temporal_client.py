@@ -114,7 +114,8 @@ async def start_post_workflow(client: Client, settings: Settings, post, platform
 
     from workflows import search_attributes as sa
     from workflows.policies import PlatformRetry
-    from workflows.publish import PublishPostInput, PublishPostWorkflow
+    from workflows.publish import PublishPostWorkflow
+    from workflows.publish_payloads import PublishPostInput
 
     try:
         await client.start_workflow(

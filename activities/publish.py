@@ -134,12 +134,13 @@ def access_error(exc: AccountAccessError) -> ApplicationError:
 @contextlib.asynccontextmanager
 async def heartbeating(every: float = HEARTBEAT_EVERY):
     """Heartbeat while a platform call runs, so a dead worker's attempt is retried within the
-    heartbeat timeout instead of the whole start-to-close timeout."""
+    heartbeat timeout instead of the whole start-to-close timeout. The first beat comes after `every`
+    seconds: most calls are over by then, and each beat is a call to the Temporal server."""
 
     async def beat() -> None:
         while True:
-            activity.heartbeat()
             await asyncio.sleep(every)
+            activity.heartbeat()
 
     task = asyncio.create_task(beat())
     try:

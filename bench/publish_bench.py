@@ -43,6 +43,7 @@ MODES = {
 # A second steady stream runs at this fraction of Herald's measured 3-target throughput when the nominal rate
 # is not comfortably below that capacity (punctuality is only meaningful below capacity).
 BELOW_CAPACITY = 0.5
+PHASES = ("throughput", "steady", "burst", "waiting")
 TARGETS = {"throughput_ratio": 0.6, "steady_p99_s": 1.0, "burst_drain_ratio": 0.6, "accept_p99_ms": 50.0}
 WORKFLOW_TYPE = {"h": "PublishPostWorkflow", "b": "BaselineFanout"}
 KINDS = {"b": "baseline", "h": "herald"}
@@ -273,12 +274,15 @@ async def run(args: argparse.Namespace) -> dict:
         await set_latency(stack.sandbox_url, args.latency_ms)
         client = await Client.connect(stack.temporal_address)
         bench = Bench(stack, params, pools, key, client)
-        figures: dict = {"throughput": {}}
-        for targets, n in params["throughput_posts"].items():
-            figures["throughput"][str(targets)] = await bench.throughput(targets, n)
-        if not args.throughput_only:
+        figures: dict = {}
+        if "throughput" in args.only:
+            figures["throughput"] = {str(targets): await bench.throughput(targets, n)
+                                     for targets, n in params["throughput_posts"].items()}
+        if "steady" in args.only:
             figures["steady"] = await bench.steady(figures["throughput"]["3"]["herald"]["posts_per_s"])
+        if "burst" in args.only:
             figures["burst"] = await bench.burst()
+        if "waiting" in args.only:
             figures["waiting"] = await bench.waiting()
         result = {
             "figures": figures,
@@ -308,19 +312,20 @@ def verdict(ok: bool) -> str:
 def table(result: dict) -> str:
     f = result["figures"]
     rows = [("figure", "herald", "baseline", "ratio", "target", "met")]
-    for targets, tp in f["throughput"].items():
+    for targets, tp in f.get("throughput", {}).items():
         h, b = tp["herald"], tp["baseline"]
         rows.append((f"throughput {targets} target(s), posts/s", h["posts_per_s"], b["posts_per_s"], tp["ratio"],
                      f">= {TARGETS['throughput_ratio']} x", verdict(tp["ratio"] >= TARGETS["throughput_ratio"])))
         rows.append((f"throughput {targets} target(s), results/s", h["results_per_s"], b["results_per_s"],
                      tp["ratio"], "", ""))
-    if "steady" not in f:
-        return _format(rows)
-    streams = [(f"steady {f['steady']['rate_posts_per_s']}/s", f["steady"])]
-    if "below_capacity" in f["steady"]:
-        slow = f["steady"]["below_capacity"]
-        streams.append((f"steady {slow['rate_posts_per_s']}/s", slow))
-    streams.append((f"burst {f['burst']['herald']['posts']}", f["burst"]))
+    streams = []
+    if "steady" in f:
+        streams.append((f"steady {f['steady']['rate_posts_per_s']}/s", f["steady"]))
+        if "below_capacity" in f["steady"]:
+            slow = f["steady"]["below_capacity"]
+            streams.append((f"steady {slow['rate_posts_per_s']}/s", slow))
+    if "burst" in f:
+        streams.append((f"burst {f['burst']['herald']['posts']}", f["burst"]))
     for label, phase in streams:
         h, b = phase["herald"]["lag_s"], phase["baseline"]["lag_s"]
         for q in ("p50", "p99", "max"):
@@ -329,12 +334,15 @@ def table(result: dict) -> str:
             if label.startswith("steady") and q == "p99":
                 target, met = f"< {TARGETS['steady_p99_s']} s", verdict(h[q] < TARGETS["steady_p99_s"])
             rows.append((f"{label} lag {q}, s", h[q], b[q], "", target, met))
-    bu = f["burst"]
-    rows.append(("burst drain time, s", bu["herald"]["drain_s"], bu["baseline"]["drain_s"], "", "", ""))
-    rows.append(("burst drain rate, posts/s", bu["herald"]["drain_posts_per_s"],
-                 bu["baseline"]["drain_posts_per_s"],
-                 bu["drain_ratio"], f">= {TARGETS['burst_drain_ratio']} x",
-                 verdict(bu["drain_ratio"] >= TARGETS["burst_drain_ratio"])))
+    if "burst" in f:
+        bu = f["burst"]
+        rows.append(("burst drain time, s", bu["herald"]["drain_s"], bu["baseline"]["drain_s"], "", "", ""))
+        rows.append(("burst drain rate, posts/s", bu["herald"]["drain_posts_per_s"],
+                     bu["baseline"]["drain_posts_per_s"],
+                     bu["drain_ratio"], f">= {TARGETS['burst_drain_ratio']} x",
+                     verdict(bu["drain_ratio"] >= TARGETS["burst_drain_ratio"])))
+    if "waiting" not in f:
+        return _format(rows)
     w = f["waiting"]
     for q in ("p50", "p99"):
         h, b = w["herald"]["accept_ms"][q], w["baseline"]["accept_ms"][q]
@@ -371,11 +379,14 @@ def main() -> int:
     parser.add_argument("--burst-posts", type=int, help="posts due at the same second (issue: 2000)")
     parser.add_argument("--waiting-posts", type=int, help="scheduled posts left waiting for memory (issue: 10000)")
     parser.add_argument("--steady-seconds", type=int, help="length of the steady stream (issue: 60)")
-    parser.add_argument("--throughput-only", action="store_true",
-                        help="measure only the throughput figures (for quick comparisons while developing)")
+    parser.add_argument("--only", type=lambda v: v.split(","), default=list(PHASES), metavar="PHASE,...",
+                        help=f"measure only these of {','.join(PHASES)} (steady needs throughput), for quick "
+                             "comparisons while developing")
     parser.add_argument("--profile-worker", action="store_true",
                         help="run the Herald worker under cProfile and keep the profile")
     args = parser.parse_args()
+    if set(args.only) - set(PHASES) or ("steady" in args.only and "throughput" not in args.only):
+        parser.error(f"--only takes some of {','.join(PHASES)}; steady needs throughput")
     result = asyncio.run(run(args))
     out = args.out or ROOT / "bench" / "results" / \
         f"{'quick' if args.quick else 'full'}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"

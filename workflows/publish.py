@@ -19,12 +19,13 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+# Passed through, not re-imported for every run: types and constants, no workflow logic (re-running their
+# dataclass definitions for each run was about a tenth of the worker's CPU).
 with workflow.unsafe.imports_passed_through():
     from activities.publish import (
         BeginInput,
@@ -38,18 +39,23 @@ with workflow.unsafe.imports_passed_through():
         TargetPlan,
         UNCONFIRMED_MESSAGE,
     )
-    from adapters.base import MediaRef, PostRef, Prepared
-
-from workflows import search_attributes as sa
-from workflows.policies import (
-    DB_RETRY,
-    DB_TIMEOUT,
-    PLATFORM_HEARTBEAT,
-    PLATFORM_RETRY,
-    PLATFORM_TIMEOUT,
-    POLL_LIMIT,
-    PlatformRetry,
-)
+    from adapters.base import PostRef
+    from workflows import search_attributes as sa
+    from workflows.policies import (
+        DB_RETRY,
+        DB_TIMEOUT,
+        PLATFORM_HEARTBEAT,
+        PLATFORM_RETRY,
+        PLATFORM_TIMEOUT,
+        POLL_LIMIT,
+    )
+    from workflows.publish_payloads import (
+        CancelRequest,
+        EditRequest,
+        Prepped,
+        PublishPostInput,
+        WorkflowState,
+    )
 
 # Workflows that reach their publish step with this patch take the lean path: one local activity plans every
 # target, a platform that stages nothing skips `prepare`, and the last platform step of a target records its
@@ -58,43 +64,6 @@ from workflows.policies import (
 LEAN_FAN_OUT = "lean-fan-out"
 # Workflows started with a `prep_lead_seconds` prepare ahead of their due time (see the module docstring).
 PREP_AHEAD = "prep-ahead"
-
-
-@dataclass
-class PublishPostInput:
-    post_id: str
-    scheduled_at: datetime | None = None
-    # An engineer's retry names the results to run again; otherwise every target is read at publish time.
-    retry_result_ids: list[str] = field(default_factory=list)
-    # None (workflows started before it existed): PLATFORM_RETRY.
-    platform_retry: PlatformRetry | None = None
-    # None: nothing is prepared ahead (settings `prep_lead_seconds` = 0, or started before it existed).
-    prep_lead_seconds: float | None = None
-
-
-@dataclass
-class Prepped:
-    """One target's work done ahead: each part's media, and the first part's staged container."""
-    media: dict[int, list[MediaRef]] = field(default_factory=dict)
-    prepared: Prepared | None = None
-
-
-@dataclass
-class EditRequest:
-    changes: dict
-    scheduled_at: datetime | None = None
-
-
-@dataclass
-class CancelRequest:
-    reason: str = "cancelled by request"
-
-
-@dataclass
-class WorkflowState:
-    phase: str
-    scheduled_at: datetime | None
-    results: dict[str, str] = field(default_factory=dict)
 
 
 @workflow.defn(name="PublishPostWorkflow")

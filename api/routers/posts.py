@@ -39,7 +39,8 @@ from api.post_service import (
 )
 from store.models import Post, PostResult
 from store.posts import apply_changes, delete_post, post_json, results_of, targets_json
-from workflows.publish import CancelRequest, EditRequest, PublishPostWorkflow
+from workflows.publish import PublishPostWorkflow
+from workflows.publish_payloads import CancelRequest, EditRequest
 
 POST_STATUSES = Literal["draft", "scheduled", "publishing", "published", "partial", "failed", "cancelled"]
 MAX_BULK = 50
