@@ -78,7 +78,8 @@ def build_workers(client: Client, deps: Dependencies) -> list[Worker]:
     (settings `platform_task_queues`) runs only activities, those of its platform's calls."""
     activities = deps.activities(client)
     return [Worker(client, task_queue=queue, workflows=WORKFLOWS if queue == deps.settings.task_queue else [],
-                   activities=activities, interceptors=worker_interceptors())
+                   activities=activities, interceptors=worker_interceptors(),
+                   max_cached_workflows=deps.settings.worker_max_cached_workflows)
             for queue in deps.settings.polled_queues()]
 
 

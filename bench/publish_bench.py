@@ -256,6 +256,7 @@ async def run(args: argparse.Namespace) -> dict:
             params[name] = getattr(args, name)
     started, load_start = time.time(), os.getloadavg()
     stack = new_stack(args.postgres)
+    stack.extra_env = dict(pair.split("=", 1) for pair in args.herald_env)
     crypto.configure([stack.encryption_key])
     result: dict = {}
     try:
@@ -299,7 +300,7 @@ async def run(args: argparse.Namespace) -> dict:
                          "platform": platform.platform(), "loadavg_start": [round(x, 2) for x in load_start],
                          "loadavg_end": [round(x, 2) for x in os.getloadavg()],
                          "note": "2-core machine shared with other agents running tests"}
-    result["parameters"] = params
+    result["parameters"] = {**params, "herald_env": stack.extra_env}
     result["started_at"] = datetime.fromtimestamp(started, UTC).isoformat()
     result["duration_s"] = round(time.time() - started, 1)
     return result
@@ -382,6 +383,8 @@ def main() -> int:
     parser.add_argument("--only", type=lambda v: v.split(","), default=list(PHASES), metavar="PHASE,...",
                         help=f"measure only these of {','.join(PHASES)} (steady needs throughput), for quick "
                              "comparisons while developing")
+    parser.add_argument("--herald-env", action="append", default=[], metavar="HERALD_X=VALUE",
+                        help="a setting for every Herald process (repeatable), e.g. to compare a setting's values")
     parser.add_argument("--profile-worker", action="store_true",
                         help="run the Herald worker under cProfile and keep the profile")
     args = parser.parse_args()

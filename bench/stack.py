@@ -72,6 +72,8 @@ class Stack:
     # a fresh database on it, dropped at the end.
     postgres_server: str | None = None
     postgres_db: str = field(default_factory=lambda: f"herald_bench_{os.getpid()}_{int(time.time())}")
+    # Settings given to every Herald process on top of the benchmark's own (`--herald-env`).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def temporal_address(self) -> str:
@@ -113,6 +115,7 @@ class Stack:
             "HERALD_SCHEDULE_LEAD_SECONDS": "1",
             "HERALD_IMMEDIATE_PUBLISH_WAIT_SECONDS": "0",
             "HERALD_LOG_LEVEL": "WARNING",
+            **self.extra_env,
         })
         return env
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # every activity, and each platform queue above, with the activities only). Name some to run a dedicated
     # worker for a slow platform, e.g. HERALD_WORKER_QUEUES=herald-youtube.
     worker_queues: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Workflow runs a worker keeps in memory (the SDK's default). A run not in it is rebuilt from its history on
+    # its next task, which costs CPU: more waiting posts than this pay it when they fall due. Each costs memory.
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
     temporal_ui_url: str = "http://localhost:8233"
     # The worker keeps Herald's Temporal Schedules (maintenance, dispatch sweeper) in place.
     schedules_enabled: bool = True
