@@ -390,6 +390,8 @@ def main() -> int:
     args = parser.parse_args()
     if set(args.only) - set(PHASES) or ("steady" in args.only and "throughput" not in args.only):
         parser.error(f"--only takes some of {','.join(PHASES)}; steady needs throughput")
+    if any(not pair.startswith("HERALD_") or "=" not in pair for pair in args.herald_env):
+        parser.error("--herald-env takes HERALD_NAME=VALUE")
     result = asyncio.run(run(args))
     out = args.out or ROOT / "bench" / "results" / \
         f"{'quick' if args.quick else 'full'}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
