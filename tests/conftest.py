@@ -18,6 +18,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -85,6 +86,11 @@ def require_postgres() -> None:
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
 
 
+# The SDK waits 5 s for a server to start. At the start of a clean CI run both xdist workers start servers while
+# the machine is still busy (bytecode, Chromium, PostgreSQL databases), and 5 s was sometimes not enough.
+SERVER_STARTUP = timedelta(seconds=60)
+
+
 @pytest_asyncio.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
@@ -93,6 +99,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         ui=False,
         dev_server_log_level="error",
         dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+        dev_server_startup_timeout=SERVER_STARTUP,
     )
     try:
         yield env
@@ -102,7 +109,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest_asyncio.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(BIN / "temporal-test-server"))
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(BIN / "temporal-test-server"),
+                                                        test_server_startup_timeout=SERVER_STARTUP)
     try:
         yield env
     finally:
