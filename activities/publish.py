@@ -169,6 +169,12 @@ class PublishActivities:
             raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
         return row
 
+    async def _result_and_post(self, result_id: str) -> tuple[PostResult, Post]:
+        """A target and its post, read once at the start of a platform step; the step's writes reuse them."""
+        async with self.db.session() as s:
+            result = await self._result(s, result_id)
+            return result, await s.get(Post, result.post_id)
+
     async def _sources(self, s, result: PostResult, part: int) -> list[MediaSource]:
         """Every media item of a part as a presigned library URL; `media_urls` entries are fetched into the
         library first (once per result and URL: a retry finds the row stored by an earlier attempt)."""
@@ -292,9 +298,7 @@ class PublishActivities:
 
     @activity.defn(name="publish.prepare")
     async def prepare(self, step: StepInput) -> StepOutput:
-        async with self.db.session() as s:
-            result = await self._result(s, step.result_id)
-            post = await s.get(Post, result.post_id)
+        result, post = await self._result_and_post(step.result_id)
         draft = self._draft(post, result, step.part, step.media, step.reply_to)
 
         async def go(account, adapter):
@@ -310,9 +314,7 @@ class PublishActivities:
     @activity.defn(name="publish.publish_part")
     async def publish_part(self, step: StepInput) -> StepOutput:
         label = f"part:{step.part}"
-        async with self.db.session() as s:
-            result = await self._result(s, step.result_id)
-            post = await s.get(Post, result.post_id)
+        result, post = await self._result_and_post(step.result_id)
         # The platform stages nothing for this part: the draft is built here.
         prepared = step.prepared or Prepared(draft=self._draft(post, result, step.part, step.media, step.reply_to))
 
@@ -334,9 +336,7 @@ class PublishActivities:
     @activity.defn(name="publish.poll_publish")
     async def poll_publish(self, step: StepInput) -> StepOutput:
         label = f"part:{step.part}"
-        async with self.db.session() as s:
-            result = await self._result(s, step.result_id)
-            post = await s.get(Post, result.post_id)
+        result, post = await self._result_and_post(step.result_id)
 
         async def go(account, adapter):
             out = await adapter.poll_publish(auth_of(account), step.handle or {})
@@ -346,9 +346,7 @@ class PublishActivities:
 
     @activity.defn(name="publish.comment")
     async def comment(self, step: StepInput) -> StepOutput:
-        async with self.db.session() as s:
-            result = await self._result(s, step.result_id)
-            post = await s.get(Post, result.post_id)
+        result, post = await self._result_and_post(step.result_id)
         parent = step.reply_to
         assert parent is not None
         draft = PartDraft(text=result.first_comment or "", reply_to=parent, tag=f"{result.id}:comment",
