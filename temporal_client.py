@@ -7,7 +7,12 @@ import functools
 from pydantic import TypeAdapter
 from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, PydanticPayloadConverter
-from temporalio.converter import DataConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+)
 
 from store.settings import Settings
 
@@ -27,13 +32,17 @@ class _SharedCacheJSON(PydanticJSONPlainPayloadConverter):
         self._type_adapter = _TYPE_ADAPTERS
 
 
+# The SDK's default converters with pydantic JSON in place of plain JSON. None keeps per-call state, so one set
+# serves every PayloadConverter: the worker makes a new one on every workflow activation.
+_CONVERTERS = tuple(_SharedCacheJSON() if isinstance(c, JSONPlainPayloadConverter) else c
+                    for c in DefaultPayloadConverter.default_encoding_payload_converters)
+
+
 class PayloadConverter(PydanticPayloadConverter):
     """The SDK's pydantic payload converter, with the process-wide TypeAdapter cache."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.converters = {encoding: _SharedCacheJSON() if isinstance(c, PydanticJSONPlainPayloadConverter) else c
-                           for encoding, c in self.converters.items()}
+        CompositePayloadConverter.__init__(self, *_CONVERTERS)
 
 
 DATA_CONVERTER = DataConverter(payload_converter_class=PayloadConverter)

@@ -73,7 +73,10 @@ class AccountAccess:
 
     async def load(self, account_id: str) -> SocialAccount:
         async with self.db.session() as s:
-            account = await s.get(SocialAccount, account_id)
+            return self.check(await s.get(SocialAccount, account_id))
+
+    @staticmethod
+    def check(account: SocialAccount | None) -> SocialAccount:
         if account is None or account.status == "disconnected":
             raise AccountAccessError("account_disconnected", "The account was disconnected; reconnect it")
         if account.status == "reauth_required":
@@ -81,9 +84,10 @@ class AccountAccess:
                                      "The account's authorization was revoked or expired; the user must reconnect")
         return account
 
-    async def usable(self, account_id: str) -> tuple[SocialAccount, PlatformAdapter]:
-        """The account with a fresh access token, refreshing first if it is about to expire."""
-        account = await self.load(account_id)
+    async def usable(self, account: str | SocialAccount) -> tuple[SocialAccount, PlatformAdapter]:
+        """The account (by id, or as the caller just read it) with a fresh access token, refreshing first if it
+        is about to expire."""
+        account = await self.load(account) if isinstance(account, str) else self.check(account)
         adapter = await self.adapter(account)
         expires = account.token_expires_at
         if expires is not None and expires.timestamp() - time.time() < REFRESH_MARGIN_SECONDS:
@@ -140,9 +144,9 @@ class AccountAccess:
                    {"id": row.id, "platform": row.platform, "account_name": row.account_name,
                     "profile_id": row.profile_id, "last_error": row.last_error})
 
-    async def call(self, account_id: str, fn):
+    async def call(self, account: str | SocialAccount, fn):
         """Run `fn(account, adapter)`; on AuthExpired refresh and run it once more."""
-        account, adapter = await self.usable(account_id)
+        account, adapter = await self.usable(account)
         try:
             return await fn(account, adapter)
         except AuthExpired:

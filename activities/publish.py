@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from temporalio import activity
@@ -28,7 +28,7 @@ from adapters.registry import adapter_class
 from observability import metrics
 from store.db import Database
 from store.events import emit
-from store.models import Media, Post, PostResult, PublishAttempt, SocialAccount, utcnow
+from store.models import Media, Post, PostResult, PublishAttempt, SocialAccount, new_id, utcnow
 from store.posts import result_json
 from store.settings import Settings
 
@@ -169,13 +169,19 @@ class PublishActivities:
             raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
         return row
 
-    async def _result_and_post(self, result_id: str) -> tuple[PostResult, Post]:
-        """A target and its post, read once at the start of a platform step; the step's writes reuse them."""
+    async def _step_rows(self, result_id: str) -> tuple[PostResult, Post, SocialAccount]:
+        """A target, its post and its account, read in one query at the start of a platform step; the step's
+        writes reuse them."""
         async with self.db.session() as s:
-            result = await self._result(s, result_id)
-            return result, await s.get(Post, result.post_id)
+            row = (await s.exec(select(PostResult, Post, SocialAccount)
+                                .join(Post, Post.id == PostResult.post_id)
+                                .join(SocialAccount, SocialAccount.id == PostResult.social_account_id)
+                                .where(PostResult.id == result_id))).first()
+        if row is None:
+            raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
+        return row
 
-    async def _sources(self, s, result: PostResult, part: int) -> list[MediaSource]:
+    async def _sources(self, s, result: PostResult, post: Post, part: int) -> list[MediaSource]:
         """Every media item of a part as a presigned library URL; `media_urls` entries are fetched into the
         library first (once per result and URL: a retry finds the row stored by an earlier attempt)."""
         from activities.media import IngestError
@@ -183,9 +189,6 @@ class PublishActivities:
         spec = result.parts[part]
         library: list[tuple[str, Media | None]] = []
         if spec.get("media_urls"):
-            post = await s.get(Post, result.post_id)
-            # End the read transaction before fetching: no database lock is held across network I/O.
-            await s.commit()
             for i, url in enumerate(spec["media_urls"]):
                 try:
                     async with heartbeating():
@@ -225,18 +228,13 @@ class PublishActivities:
         """Mark the post publishing and plan every target, in one transaction, read at publish time so
         edits made while waiting are honoured."""
         async with self.db.session() as s:
-            post = await s.get(Post, inp.post_id)
-            post.status = "publishing"
-            post.updated_at = utcnow()
-            s.add(post)
+            await s.execute(update(Post.__table__).where(Post.id == inp.post_id)
+                            .values(status="publishing", updated_at=utcnow()))
             query = select(PostResult).where(PostResult.post_id == inp.post_id)
             if inp.result_ids:
                 query = query.where(PostResult.id.in_(inp.result_ids))
             results = (await s.exec(query.order_by(PostResult.created_at, PostResult.id))).all()
-            succeeded = (await s.exec(select(PublishAttempt).where(
-                PublishAttempt.result_id.in_([r.id for r in results]),
-                PublishAttempt.status == "succeeded"))).all()
-            plans = [self._plan(s, r, [a for a in succeeded if a.result_id == r.id]) for r in results]
+            plans = await self._plans(s, results)
             await s.commit()
         return plans
 
@@ -246,25 +244,37 @@ class PublishActivities:
         async with self.db.session() as s:
             results = (await s.exec(select(PostResult).where(PostResult.post_id == post_id)
                                     .order_by(PostResult.created_at, PostResult.id))).all()
-            return [self._plan(s, r, [], mark=False) for r in results]
+            return [self._plan(r, []) for r in results]
 
     @activity.defn(name="publish.plan_target")
     async def plan_target(self, step: StepInput) -> TargetPlan:
         """Runs only for workflows started before `begin_post` (see PublishPostWorkflow.run)."""
         async with self.db.session() as s:
-            result = await self._result(s, step.result_id)
-            succeeded = (await s.exec(select(PublishAttempt).where(
-                PublishAttempt.result_id == result.id, PublishAttempt.status == "succeeded"))).all()
-            plan = self._plan(s, result, succeeded)
+            [plan] = await self._plans(s, [await self._result(s, step.result_id)])
             await s.commit()
         return plan
 
-    def _plan(self, s, result: PostResult, succeeded: list[PublishAttempt], *, mark: bool = True) -> TargetPlan:
-        """What is left to do for one target; marks it publishing (with `mark`) unless it was published."""
+    async def _plans(self, s, results: list[PostResult]) -> list[TargetPlan]:
+        """What is left to do for each target; marks those not yet published as publishing."""
+        succeeded: list[PublishAttempt] = []
+        # `attempts` counts a result's ledger rows: a target never tried has no step to skip.
+        if any(r.attempts for r in results):
+            succeeded = list((await s.exec(select(PublishAttempt).where(
+                PublishAttempt.result_id.in_([r.id for r in results]),
+                PublishAttempt.status == "succeeded"))).all())
+        plans = [self._plan(r, [a for a in succeeded if a.result_id == r.id]) for r in results]
+        publishing = [plan.result_id for plan in plans if not plan.skip]
+        if publishing:
+            await s.execute(update(PostResult.__table__).where(PostResult.id.in_(publishing))
+                            .values(status="publishing", updated_at=utcnow()))
+        return plans
+
+    def _plan(self, result: PostResult, succeeded: list[PublishAttempt]) -> TargetPlan:
+        """What is left to do for one target."""
         done = {a.step: a for a in succeeded}
         media_counts = [len(p.get("media_urls", [])) + len(p.get("media_ids", [])) for p in result.parts]
         adapter = adapter_class(result.platform)
-        plan = TargetPlan(
+        return TargetPlan(
             result_id=result.id, platform=result.platform, part_count=len(result.parts),
             media_counts=media_counts, has_comment=bool(result.first_comment),
             published=[_ref(done.get(f"part:{i}")) for i in range(len(result.parts))],
@@ -272,33 +282,28 @@ class PublishActivities:
             task_queue=self.settings.queue_for(result.platform),
             stages=[adapter.stages(n) for n in media_counts],
         )
-        if mark and not plan.skip:
-            result.status = "publishing"
-            result.updated_at = utcnow()
-            s.add(result)
-        return plan
 
     # --- media ---
 
     @activity.defn(name="publish.upload_media")
     async def upload_media(self, step: StepInput) -> StepOutput:
+        result, post, account = await self._step_rows(step.result_id)
         async with self.db.session() as s:
-            result = await self._result(s, step.result_id)
-            source = (await self._sources(s, result, step.part))[step.index]
+            source = (await self._sources(s, result, post, step.part))[step.index]
 
         async def go(account, adapter):
             if step.handle is not None:
                 return await adapter.poll_media(auth_of(account), step.handle)
             return await adapter.upload_media(auth_of(account), source)
 
-        out = await self._platform_call(result.social_account_id, go)
+        out = await self._platform_call(account, go)
         return StepOutput(pending=out) if isinstance(out, Pending) else StepOutput(media=out)
 
     # --- staging ---
 
     @activity.defn(name="publish.prepare")
     async def prepare(self, step: StepInput) -> StepOutput:
-        result, post = await self._result_and_post(step.result_id)
+        result, post, account = await self._step_rows(step.result_id)
         draft = self._draft(post, result, step.part, step.media, step.reply_to)
 
         async def go(account, adapter):
@@ -306,7 +311,7 @@ class PublishActivities:
                 return await adapter.poll_prepared(auth_of(account), step.handle)
             return await adapter.prepare(auth_of(account), draft)
 
-        out = await self._platform_call(result.social_account_id, go)
+        out = await self._platform_call(account, go)
         return StepOutput(pending=out) if isinstance(out, Pending) else StepOutput(prepared=out)
 
     # --- the irreversible call ---
@@ -314,7 +319,7 @@ class PublishActivities:
     @activity.defn(name="publish.publish_part")
     async def publish_part(self, step: StepInput) -> StepOutput:
         label = f"part:{step.part}"
-        result, post = await self._result_and_post(step.result_id)
+        result, post, account = await self._step_rows(step.result_id)
         # The platform stages nothing for this part: the draft is built here.
         prepared = step.prepared or Prepared(draft=self._draft(post, result, step.part, step.media, step.reply_to))
 
@@ -331,22 +336,22 @@ class PublishActivities:
                                         lambda: adapter.publish(auth, prepared),
                                         lambda handle: adapter.poll_publish(auth, handle), final=step.final)
 
-        return await self._platform_call(result.social_account_id, go)
+        return await self._platform_call(account, go)
 
     @activity.defn(name="publish.poll_publish")
     async def poll_publish(self, step: StepInput) -> StepOutput:
         label = f"part:{step.part}"
-        result, post = await self._result_and_post(step.result_id)
+        result, post, account = await self._step_rows(step.result_id)
 
         async def go(account, adapter):
             out = await adapter.poll_publish(auth_of(account), step.handle or {})
             return await self._settle(result, post, label, out, final=step.final)
 
-        return await self._platform_call(result.social_account_id, go)
+        return await self._platform_call(account, go)
 
     @activity.defn(name="publish.comment")
     async def comment(self, step: StepInput) -> StepOutput:
-        result, post = await self._result_and_post(step.result_id)
+        result, post, account = await self._step_rows(step.result_id)
         parent = step.reply_to
         assert parent is not None
         draft = PartDraft(text=result.first_comment or "", reply_to=parent, tag=f"{result.id}:comment",
@@ -359,7 +364,7 @@ class PublishActivities:
                                         lambda: adapter.comment(auth, parent, draft.text, tag=draft.tag), None,
                                         final=step.final)
 
-        return await self._platform_call(result.social_account_id, go)
+        return await self._platform_call(account, go)
 
     async def _ledgered(self, result: PostResult, post: Post, label: str, draft: PartDraft, reconcile, create,
                         poll, *, final: bool):
@@ -449,14 +454,16 @@ class PublishActivities:
                 .order_by(PublishAttempt.started_at))).first()
 
     async def _start_attempt(self, result: PostResult, label: str, tag: str) -> str:
+        attempt_id = new_id("att")
         async with self.db.session() as s:
-            att = PublishAttempt(result_id=result.id, step=label, tag=tag)
-            s.add(att)
-            await s.execute(update(PostResult).where(PostResult.id == result.id)
+            await s.execute(insert(PublishAttempt.__table__).values(
+                id=attempt_id, result_id=result.id, step=label, tag=tag, status="started", external_data={},
+                started_at=utcnow()))
+            await s.execute(update(PostResult.__table__).where(PostResult.id == result.id)
                             .values(attempts=PostResult.attempts + 1))
             await s.commit()
         set_committed_value(result, "attempts", result.attempts + 1)
-        return att.id
+        return attempt_id
 
     async def _finish_attempt(self, attempt_id: str, status: str, *, error: AdapterError | None = None,
                               error_code: str | None = None, error_message: str | None = None,
@@ -474,22 +481,19 @@ class PublishActivities:
         the platform answers); and on the target's last step the result is published."""
         async with self.db.session() as s:
             if attempt_id is not None:
-                await s.execute(update(PublishAttempt)
+                await s.execute(update(PublishAttempt.__table__)
                                 .where(PublishAttempt.id == attempt_id, PublishAttempt.status != "succeeded")
                                 .values(**_closing("succeeded", ref=ref, error_message=note)))
-            s.add(result)
             if label == "part:0" and result.external_id != ref.external_id:
-                result.external_id = ref.external_id
-                result.url = ref.url
-                result.updated_at = utcnow()
+                await _set(s, result, external_id=ref.external_id, url=ref.url, updated_at=utcnow())
             if final:
                 await self._mark_result(s, result, TargetOutcome(result.id, "published"), post)
             await s.commit()
 
-    async def _platform_call(self, account_id: str, fn):
+    async def _platform_call(self, account: SocialAccount, fn):
         try:
             async with heartbeating():
-                return await self.accounts.call(account_id, fn)
+                return await self.accounts.call(account, fn)
         except AccountAccessError as exc:
             raise access_error(exc) from None
         except AdapterError as exc:
@@ -518,15 +522,13 @@ class PublishActivities:
         metrics.RESULTS.labels(result.platform, outcome.status).inc()
         post = post or await s.get(Post, result.post_id)
         now = utcnow()
-        result.status = outcome.status
-        result.error_code = outcome.error_code
-        result.error_message = outcome.error_message
-        result.updated_at = now
+        changes: dict[str, Any] = {"status": outcome.status, "error_code": outcome.error_code,
+                                   "error_message": outcome.error_message, "updated_at": now}
         if outcome.status == "published":
-            result.published_at = now
-            await s.execute(update(SocialAccount).where(SocialAccount.id == result.social_account_id)
+            changes["published_at"] = now
+            await s.execute(update(SocialAccount.__table__).where(SocialAccount.id == result.social_account_id)
                             .values(last_successful_post_at=now))
-        s.add(result)
+        await _set(s, result, **changes)
         event = "post.result.published" if outcome.status == "published" else "post.result.failed"
         await emit(s, post.workspace_id, post.livemode, event,
                    {"post_id": post.id, "result": result_json(result)})
@@ -558,12 +560,11 @@ class PublishActivities:
             status = "published" if failed == 0 else ("failed" if published == 0 else "partial")
             if post.status == status:  # a repeated run (local activities can run twice): emit nothing twice
                 return PostOutcome(post_id=post_id, status=status, published=published, failed=failed)
-            post.status = status
             now = utcnow()
-            post.updated_at = now
+            changes = {"status": status, "updated_at": now}
             if published and post.published_at is None:
-                post.published_at = now
-            s.add(post)
+                changes["published_at"] = now
+            await s.execute(update(Post.__table__).where(Post.id == post_id).values(**changes))
             await emit(s, post.workspace_id, post.livemode, f"post.{status}",
                        {"post_id": post.id, "status": status, "results": [result_json(r) for r in results]})
             await s.commit()
@@ -579,6 +580,14 @@ class PublishActivities:
             post = await s.get(Post, edit.post_id)
             await apply_changes(s, post, edit.changes)
             await s.commit()
+
+
+async def _set(s, result: PostResult, **values: Any) -> None:
+    """Update a result's columns with one statement, and the loaded object to match (without the session
+    tracking it: the hot path skips the ORM's flush)."""
+    await s.execute(update(PostResult.__table__).where(PostResult.id == result.id).values(**values))
+    for name, value in values.items():
+        set_committed_value(result, name, value)
 
 
 def _closing(status: str, *, ref: PostRef | None = None, error: AdapterError | None = None,

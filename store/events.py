@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import WebhookEvent
@@ -21,6 +22,9 @@ async def emit(session: AsyncSession, workspace_id: str, livemode: bool, type_: 
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_}")
     event = WebhookEvent(workspace_id=workspace_id, livemode=livemode, type=type_, data=data)
-    session.add(event)
-    await session.flush()
+    # One INSERT, not the ORM's flush: events are written on every publish, and nothing reads the object back
+    # from this session.
+    await session.execute(insert(WebhookEvent.__table__).values(
+        id=event.id, workspace_id=workspace_id, livemode=livemode, type=type_, data=data,
+        created_at=event.created_at))
     return event
