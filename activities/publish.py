@@ -484,10 +484,12 @@ class PublishActivities:
                 await s.execute(update(PublishAttempt.__table__)
                                 .where(PublishAttempt.id == attempt_id, PublishAttempt.status != "succeeded")
                                 .values(**_closing("succeeded", ref=ref, error_message=note)))
-            if label == "part:0" and result.external_id != ref.external_id:
-                await _set(s, result, external_id=ref.external_id, url=ref.url, updated_at=utcnow())
+            first_id = ({"external_id": ref.external_id, "url": ref.url}
+                        if label == "part:0" and result.external_id != ref.external_id else {})
             if final:
-                await self._mark_result(s, result, TargetOutcome(result.id, "published"), post)
+                await self._mark_result(s, result, TargetOutcome(result.id, "published"), post, **first_id)
+            elif first_id:
+                await _set(s, result, **first_id, updated_at=utcnow())
             await s.commit()
 
     async def _platform_call(self, account: SocialAccount, fn):
@@ -515,14 +517,18 @@ class PublishActivities:
             await self._mark_result(s, await self._result(s, outcome.result_id), outcome)
             await s.commit()
 
-    async def _mark_result(self, s, result: PostResult, outcome: TargetOutcome, post: Post | None = None) -> None:
-        """A result's terminal status and its webhook event; a repeat of the same outcome changes nothing."""
+    async def _mark_result(self, s, result: PostResult, outcome: TargetOutcome, post: Post | None = None,
+                           **also: Any) -> None:
+        """A result's terminal status (with any other columns in `also`, in the same statement) and its webhook
+        event; a repeat of the same outcome changes nothing but `also`."""
         if result.status in TERMINAL_RESULT and result.status == outcome.status:
+            if also:
+                await _set(s, result, **also, updated_at=utcnow())
             return
         metrics.RESULTS.labels(result.platform, outcome.status).inc()
         post = post or await s.get(Post, result.post_id)
         now = utcnow()
-        changes: dict[str, Any] = {"status": outcome.status, "error_code": outcome.error_code,
+        changes: dict[str, Any] = {**also, "status": outcome.status, "error_code": outcome.error_code,
                                    "error_message": outcome.error_message, "updated_at": now}
         if outcome.status == "published":
             changes["published_at"] = now

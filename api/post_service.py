@@ -37,7 +37,7 @@ async def existing_by_key(state: AppState, session, principal: Principal, key: s
 
 async def create_from_plan(state: AppState, session, principal: Principal, plan: PostPlan, *, draft: bool,
                            idempotency_key: str | None, dialect: str = "u", external_user_id: str | None = None,
-                           metadata: dict | None = None) -> Post:
+                           metadata: dict | None = None) -> tuple[Post, list[PostResult]]:
     """Write the post and its results, then start its workflow (unless it is a draft)."""
     status = "draft" if draft else ("scheduled" if plan.scheduled_at else "publishing")
     post, results = await create_post(
@@ -49,21 +49,23 @@ async def create_from_plan(state: AppState, session, principal: Principal, plan:
         await emit(session, post.workspace_id, post.livemode, "post.scheduled", post_json(post, results))
     await session.commit()
     if not draft:
-        await dispatch(state, session, post)
-    return post
+        await dispatch(state, session, post, platforms=sorted({t.account.platform for t in plan.targets}))
+    return post, results
 
 
-async def dispatch(state: AppState, session, post: Post, retry_result_ids: list[str] | None = None) -> None:
+async def dispatch(state: AppState, session, post: Post, retry_result_ids: list[str] | None = None,
+                   platforms: list[str] | None = None) -> None:
     """Start the post's workflow. If Temporal is unreachable the post stays undispatched and the
     maintenance sweeper starts it later: an accepted post is never lost."""
     client = state.temporal
     if client is None:
         log.warning("temporal unavailable; post %s left for the dispatch sweeper", post.id)
         return
-    results = (await session.exec(select(PostResult.platform).where(PostResult.post_id == post.id))).all()
+    if platforms is None:
+        platforms = sorted(set((await session.exec(
+            select(PostResult.platform).where(PostResult.post_id == post.id))).all()))
     try:
-        started = await start_post_workflow(client, state.settings, post, sorted(set(results)),
-                                            retry_result_ids)
+        started = await start_post_workflow(client, state.settings, post, platforms, retry_result_ids)
     except RPCError as exc:
         log.warning("could not start workflow for %s (%s); the sweeper will retry", post.id, exc.status)
         return

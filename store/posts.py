@@ -33,9 +33,8 @@ async def create_post(session: AsyncSession, *, workspace_id: str, livemode: boo
     post = Post(workspace_id=workspace_id, livemode=livemode, status=status, mode=mode, caption=caption,
                 title=title, scheduled_at=scheduled_at, request=request, idempotency_key=idempotency_key,
                 dialect=dialect, external_user_id=external_user_id, metadata_=metadata or {})
+    results = _results(post, targets)  # the post's id is made with it, not by the database
     session.add(post)
-    await session.flush()
-    results = _results(post, targets)
     session.add_all(results)
     await session.flush()
     return post, results
@@ -65,8 +64,11 @@ async def results_of(session: AsyncSession, post_ids: list[str]) -> dict[str, li
     out: dict[str, list[PostResult]] = {pid: [] for pid in post_ids}
     if not post_ids:
         return out
+    # populate_existing: results this session already holds (say, the ones it created) are read afresh, since
+    # the workflow changes them in another process.
     rows = (await session.exec(select(PostResult).where(PostResult.post_id.in_(post_ids))
-                               .order_by(PostResult.created_at, PostResult.id))).all()
+                               .order_by(PostResult.created_at, PostResult.id)
+                               .execution_options(populate_existing=True))).all()
     for r in rows:
         out[r.post_id].append(r)
     return out

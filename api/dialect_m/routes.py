@@ -153,7 +153,7 @@ async def _create_post(request: Request, body: PostIn, principal, session, state
         plan = await plan_post(session, principal, state.settings, fields)
     except ApiError as exc:
         raise shapes.in_m_terms(exc) from None
-    post = await create_from_plan(state, session, principal, plan, draft=False, idempotency_key=key, dialect="m",
+    post, _ = await create_from_plan(state, session, principal, plan, draft=False, idempotency_key=key, dialect="m",
                                   external_user_id=user.external_user_id, metadata=body.metadata)
     if scheduled_at is None:
         await wait_for_outcome(state, post.id, state.settings.immediate_publish_wait_seconds)

@@ -67,9 +67,10 @@ async def _create(state, session, principal, body: PostCreate, key: str | None) 
         return 200, await render(session, existing)
     draft = body.status == "draft"
     plan = await plan_post(session, principal, state.settings, body, draft=draft)
-    post = await create_from_plan(state, session, principal, plan, draft=draft, idempotency_key=key)
-    if not draft and plan.scheduled_at is None:
-        await wait_for_outcome(state, post.id, state.settings.immediate_publish_wait_seconds)
+    post, results = await create_from_plan(state, session, principal, plan, draft=draft, idempotency_key=key)
+    if draft or plan.scheduled_at is not None:  # nothing has changed it since it was written
+        return 200, post_json(post, sorted(results, key=lambda r: (r.created_at, r.id)))
+    await wait_for_outcome(state, post.id, state.settings.immediate_publish_wait_seconds)
     return 200, await render(session, post)
 
 
