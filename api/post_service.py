@@ -48,15 +48,22 @@ async def create_from_plan(state: AppState, session, principal: Principal, plan:
     if status == "scheduled":
         await emit(session, post.workspace_id, post.livemode, "post.scheduled", post_json(post, results))
     await session.commit()
-    if not draft:
-        await dispatch(state, session, post, platforms=sorted({t.account.platform for t in plan.targets}))
+    platforms = sorted({t.account.platform for t in plan.targets})
+    if status == "scheduled":
+        # The answer need not wait for the start: the post is committed, an edit or cancel that comes first
+        # starts the workflow itself (see routers.posts), and if this process dies first the sweeper does.
+        # It starts from a copy: the request goes on using `post` in its session, which may expire it.
+        state.spawn(dispatch(state, None, Post.model_validate(post.model_dump()), platforms=platforms))
+    elif status == "publishing":
+        await dispatch(state, session, post, platforms=platforms)
     return post, results
 
 
 async def dispatch(state: AppState, session, post: Post, retry_result_ids: list[str] | None = None,
                    platforms: list[str] | None = None) -> None:
     """Start the post's workflow. If Temporal is unreachable the post stays undispatched and the
-    maintenance sweeper starts it later: an accepted post is never lost."""
+    maintenance sweeper starts it later: an accepted post is never lost. `session` is only read when
+    `platforms` is not given."""
     client = state.temporal
     if client is None:
         log.warning("temporal unavailable; post %s left for the dispatch sweeper", post.id)

@@ -33,6 +33,8 @@ class AppState:
     write_behind: WriteBehind = field(init=False)
     _connector: asyncio.Task | None = field(default=None, repr=False)
     _syncer: asyncio.Task | None = field(default=None, repr=False)
+    # Work a response does not wait for (starting a scheduled post's workflow); finished before shutdown.
+    _background: set[asyncio.Task] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.rate_limiter = RateLimiter(self.db, self.settings.rate_limit_per_minute)
@@ -54,6 +56,17 @@ class AppState:
             except Exception:  # both log their own failures; the loop must outlive any of them
                 log.warning("background sync failed", exc_info=True)
 
+    def spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed (the maintenance sweeper covers a post left unstarted)",
+                      exc_info=task.exception())
+
     def start_temporal(self) -> None:
         """Connect in the background: the API answers (and /readyz says why not ready) meanwhile."""
         self._connector = asyncio.create_task(self._connect_temporal())
@@ -73,6 +86,7 @@ class AppState:
                 delay = min(delay * 2, 10)
 
     async def close(self) -> None:
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._connector:
             self._connector.cancel()
         if self._syncer:

@@ -60,6 +60,27 @@ async def closed_loop(n: int, concurrency: int, op: Callable[[int], Awaitable[No
     return times
 
 
+async def paced(n: int, concurrency: int, rate: float, op: Callable[[int], Awaitable[None]]) -> list[float]:
+    """Run op(0..n-1) due at `rate` calls per second, from at most `concurrency` clients at once.
+
+    Returns each call's latency measured from when it was due, not from when a client got to it: a call that
+    waits for a free client counts that wait (no coordinated omission)."""
+    latencies: list[float] = [0.0] * n
+    counter = iter(range(n))
+    t0 = time.time() + 0.2
+
+    async def client() -> None:
+        for i in counter:
+            due = t0 + i / rate
+            if (wait := due - time.time()) > 0:
+                await asyncio.sleep(wait)
+            await op(i)
+            latencies[i] = time.time() - due
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return latencies
+
+
 async def wait_closed(client: Client, workflow_type: str, since: datetime, n: int, timeout: float) -> list[float]:
     """Wait until n workflows of a type started since `since` have closed; return their close times."""
     query = f"WorkflowType = '{workflow_type}' AND StartTime >= '{iso(since)}' AND ExecutionStatus != 'Running'"

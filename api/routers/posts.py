@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from sqlmodel import select
 
 from adapters.registry import PLATFORMS
@@ -171,7 +171,7 @@ def build(prefix: str, include_in_schema: bool) -> APIRouter:
             await apply_changes(session, post, changes)
             await session.commit()
         else:
-            await _update_workflow(state, post, EditRequest(changes=changes, scheduled_at=plan.scheduled_at))
+            await _update_workflow(state, session, post, EditRequest(changes=changes, scheduled_at=plan.scheduled_at))
         return {"data": await render(session, post)}
 
     @router.post("/{post_id}/publish", response_model=PostOut, operation_id=f"publish_{name}",
@@ -199,7 +199,7 @@ def build(prefix: str, include_in_schema: bool) -> APIRouter:
         post = await load_post(session, principal, post_id)
         if post.status != "scheduled":
             raise Conflict(f"Only scheduled posts can be cancelled; this post is {post.status}")
-        await _update_workflow(state, post, CancelRequest())
+        await _update_workflow(state, session, post, CancelRequest())
         return {"data": await render(session, post)}
 
     @router.delete("/{post_id}", operation_id=f"delete_{name}")
@@ -236,18 +236,24 @@ def _merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in merged.items() if v is not None or k == "scheduled_at"}
 
 
-async def _update_workflow(state, post: Post, request: EditRequest | CancelRequest) -> None:
+async def _update_workflow(state, session, post: Post, request: EditRequest | CancelRequest) -> None:
     """Edits and cancels go through the waiting workflow, so the change it accepts is the one that runs."""
     if state.temporal is None:
         raise ServiceUnavailable("The workflow engine is not reachable; retry shortly")
     handle = state.temporal.get_workflow_handle(workflow_id(post.id))
     update = PublishPostWorkflow.cancel if isinstance(request, CancelRequest) else PublishPostWorkflow.edit
-    try:
-        await handle.execute_update(update, request)
-    except WorkflowUpdateFailedError as exc:
-        raise Conflict(getattr(exc.cause, "message", None) or "The post can no longer be changed") from None
-    except RPCError:
-        raise Conflict("The post is no longer waiting to publish") from None
+    for first in (True, False):
+        try:
+            await handle.execute_update(update, request)
+            return
+        except WorkflowUpdateFailedError as exc:
+            raise Conflict(getattr(exc.cause, "message", None) or "The post can no longer be changed") from None
+        except RPCError as exc:
+            if not (first and exc.status == RPCStatusCode.NOT_FOUND and post.dispatched_at is None):
+                raise Conflict("The post is no longer waiting to publish") from None
+        # Accepted a moment ago, its workflow not started yet (that happens after the answer): start it here.
+        # Starting is idempotent, so a start racing this one is harmless.
+        await dispatch(state, session, post)
 
 
 social_posts = build("/v1/social-posts", include_in_schema=True)

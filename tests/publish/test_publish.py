@@ -229,6 +229,43 @@ async def test_scheduled_post_waits_moves_and_cancels(pstack, temporal_env):
     await record(pstack, temporal_env, other["id"], "publish_cancelled.json")
 
 
+async def test_an_edit_that_comes_before_the_workflow_starts_it(pstack):
+    """A scheduled post is answered before its workflow starts. An edit or cancel that arrives in between
+    starts the workflow itself, then applies: here, a post written without a workflow, as if the API had
+    stopped right after answering."""
+    from api.post_requests import TargetPlan
+    from store.models import Post, SocialAccount
+    from store.posts import create_post, targets_json
+
+    x = await connect_oauth(pstack, "twitter", "early_edit")
+    async with pstack.client(pstack.tenant.test_key) as c:
+        later = datetime.now(UTC) + timedelta(minutes=10)
+        template = (await c.post("/v1/social-posts", json={"caption": "template", "account_ids": [x],
+                                                            "scheduled_at": later.isoformat()})).json()["data"]
+        async with pstack.db.session() as s:
+            request = (await s.get(Post, template["id"])).request
+            account = await s.get(SocialAccount, x)
+            waiting = {}
+            for caption in ("orphan", "orphan to cancel"):
+                post, _ = await create_post(
+                    s, workspace_id=pstack.tenant.workspace_id, livemode=False, status="scheduled",
+                    mode="scheduled", caption=caption, title=None, scheduled_at=later,
+                    targets=targets_json([TargetPlan(account=account, parts=[{"caption": caption}])]),
+                    request={**request, "caption": caption}, idempotency_key=None)
+                waiting[caption] = post.id
+            await s.commit()
+        soon = datetime.now(UTC) + timedelta(seconds=2)
+        r = await c.patch(f"/v1/social-posts/{waiting['orphan']}",
+                          json={"caption": "orphan, edited", "scheduled_at": soon.isoformat()})
+        assert r.status_code == 200, r.text
+        r = await c.post(f"/v1/social-posts/{waiting['orphan to cancel']}/cancel")
+        assert r.status_code == 200 and r.json()["data"]["status"] == "cancelled", r.text
+        done = await wait_status(c, waiting["orphan"], {"published", "failed", "partial"})
+        assert done["status"] == "published", done
+        assert (await c.post(f"/v1/social-posts/{template['id']}/cancel")).status_code == 200
+    assert [p["text"] for p in await sandbox_posts(pstack, "twitter")] == ["orphan, edited"]
+
+
 async def test_idempotent_create_replays(pstack):
     x = await connect_oauth(pstack, "twitter", "idem")
     async with pstack.client(pstack.tenant.test_key) as c:
