@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from temporalio import activity
@@ -33,6 +33,11 @@ from store.posts import result_json
 from store.settings import Settings
 
 TERMINAL_RESULT = {"published", "failed", "unconfirmed", "cancelled"}
+# A platform step's target, post and account (see `_step_rows`), built once rather than on every step.
+_STEP_ROWS = (select(PostResult, Post, SocialAccount)
+              .join(Post, Post.id == PostResult.post_id)
+              .join(SocialAccount, SocialAccount.id == PostResult.social_account_id)
+              .where(PostResult.id == bindparam("result_id")))
 HEARTBEAT_EVERY = 2.0
 # The error code of an attempt that was interrupted and then not found on the platform by reconciliation.
 INTERRUPTED = "interrupted"
@@ -173,10 +178,7 @@ class PublishActivities:
         """A target, its post and its account, read in one query at the start of a platform step; the step's
         writes reuse them."""
         async with self.db.session() as s:
-            row = (await s.exec(select(PostResult, Post, SocialAccount)
-                                .join(Post, Post.id == PostResult.post_id)
-                                .join(SocialAccount, SocialAccount.id == PostResult.social_account_id)
-                                .where(PostResult.id == result_id))).first()
+            row = (await s.exec(_STEP_ROWS, params={"result_id": result_id})).first()
         if row is None:
             raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
         return row

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fastapi import Request
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from api.errors import RateLimitExceeded, Unauthorized
 from api.rate_limit import RateLimiter
@@ -48,6 +48,10 @@ def bearer_key(request: Request) -> str:
     return value
 
 
+# Built once: making the statement for every request was about 3% of the API's CPU (py-spy).
+_KEY_BY_HASH = select(ApiKey).where(ApiKey.key_hash == bindparam("key_hash"))
+
+
 async def authenticate(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
@@ -56,7 +60,7 @@ async def authenticate(request: Request) -> Principal:
     app_state = request.app.state.herald
     now = datetime.now(UTC)
     async with app_state.db.session() as session:
-        row = (await session.execute(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key)))).scalar_one_or_none()
+        row = (await session.execute(_KEY_BY_HASH, {"key_hash": hash_api_key(key)})).scalar_one_or_none()
         if row is None:
             raise Unauthorized("Invalid API key")
         if row.revoked_at is not None:

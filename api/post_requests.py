@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import select
 
 from adapters.base import MediaRef, PartDraft
@@ -25,6 +25,10 @@ from store.models import Media, Post, PostResult, SocialAccount, Workspace
 from store.settings import Settings
 
 MAX_TARGETS = 20
+# A post's target accounts, in the caller's workspace and mode; built once, not per request.
+_ACCOUNTS = select(SocialAccount).where(
+    SocialAccount.workspace_id == bindparam("workspace_id"), SocialAccount.livemode == bindparam("livemode"),
+    SocialAccount.id.in_(bindparam("ids", expanding=True)))
 MAX_MEDIA_URL = 2048
 
 
@@ -164,9 +168,8 @@ async def plan_post(session, principal: Principal, settings: Settings, body: Pos
     issues.raise_if_any()
 
     ids = {e.account_id for _, e in entries}
-    accounts = {a.id: a for a in (await session.exec(select(SocialAccount).where(
-        SocialAccount.workspace_id == principal.workspace_id, SocialAccount.livemode == principal.livemode,
-        SocialAccount.id.in_(ids)))).all()}
+    accounts = {a.id: a for a in (await session.exec(_ACCOUNTS, params={
+        "workspace_id": principal.workspace_id, "livemode": principal.livemode, "ids": list(ids)})).all()}
     missing = [e.account_id for _, e in entries if e.account_id not in accounts]
     if missing:
         raise NotFound(f"Account {missing[0]}")

@@ -142,7 +142,7 @@ def clear_session(response: Response, settings: Settings) -> None:
                            secure=secure_cookies(settings))
 
 
-def current_operator(request: Request) -> Operator:
+async def current_operator(request: Request) -> Operator:
     operator = read_session(settings_of(request), request.cookies.get(SESSION_COOKIE))
     if operator is None:
         raise LoginRequired
