@@ -24,7 +24,7 @@ from activities.connect import ConnectActivities
 from activities.maintenance import MaintenanceActivities, PurgeInput
 from activities.publish import PublishActivities
 from activities.webhooks import WebhookActivities
-from observability import http_transport, logs, start_worker_telemetry
+from observability import gc_pauses, http_transport, logs, start_worker_telemetry
 from observability.temporal import worker_interceptors
 from store import crypto
 from store.db import Database
@@ -100,6 +100,7 @@ async def ensure_schedules(client: Client, settings: Settings) -> None:
 async def run(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     crypto.configure(settings.encryption_key_list())
+    gc_pauses.watch()
     stop_telemetry = start_worker_telemetry(settings)
     client = await connect_with_retry(settings, log=log)
     await ensure_search_attributes(client, settings.temporal_namespace)
@@ -119,6 +120,7 @@ async def run(settings: Settings | None = None) -> None:
     async with contextlib.AsyncExitStack() as running:
         for worker in workers:
             await running.enter_async_context(worker)
+        gc_pauses.settle(settings.gc_young_threshold)
         await stop.wait()
     await deps.close()
     stop_telemetry()

@@ -27,7 +27,7 @@ from api.routers import (
     workspace,
 )
 from api.state import AppState
-from observability import FASTAPI_TELEMETRY, instrument_app
+from observability import FASTAPI_TELEMETRY, gc_pauses, instrument_app
 from store import crypto
 from store.db import Database
 from store.settings import Settings, get_settings
@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = AppState(settings=settings, db=Database(settings.sqlalchemy_url))
         app.state.herald = state
         state.start()
+        gc_pauses.watch()
+        gc_pauses.settle(settings.gc_young_threshold)
         try:
             yield
         finally:
