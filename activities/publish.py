@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from temporalio import activity
@@ -27,7 +28,7 @@ from adapters.errors import AdapterError, OutcomeUnknown, RateLimited, Transient
 from adapters.registry import adapter_class
 from observability import metrics
 from store.db import Database
-from store.events import emit
+from store.events import emit, event_insert, new_event
 from store.models import Media, Post, PostResult, PublishAttempt, SocialAccount, new_id, utcnow
 from store.posts import result_json
 from store.settings import Settings
@@ -168,8 +169,9 @@ class PublishActivities:
 
     # --- loading ---
 
-    async def _result(self, s, result_id: str) -> PostResult:
-        row = await s.get(PostResult, result_id)
+    @staticmethod
+    def _result(s: Session, result_id: str) -> PostResult:
+        row = s.get(PostResult, result_id)
         if row is None:
             raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
         return row
@@ -177,8 +179,11 @@ class PublishActivities:
     async def _step_rows(self, result_id: str) -> tuple[PostResult, Post, SocialAccount]:
         """A target, its post and its account, read in one query at the start of a platform step; the step's
         writes reuse them."""
-        async with self.db.session() as s:
-            row = (await s.exec(_STEP_ROWS, params={"result_id": result_id})).first()
+        def read(conn):
+            with Session(conn) as s:
+                return s.execute(_STEP_ROWS, {"result_id": result_id}).first()
+
+        row = await self.db.unit(read)
         if row is None:
             raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
         return row
@@ -229,16 +234,16 @@ class PublishActivities:
     async def begin_post(self, inp: BeginInput) -> list[TargetPlan]:
         """Mark the post publishing and plan every target, in one transaction, read at publish time so
         edits made while waiting are honoured."""
-        async with self.db.session() as s:
-            await s.execute(update(Post.__table__).where(Post.id == inp.post_id)
-                            .values(status="publishing", updated_at=utcnow()))
+        def work(conn):
+            conn.execute(update(Post.__table__).where(Post.id == inp.post_id)
+                         .values(status="publishing", updated_at=utcnow()))
             query = select(PostResult).where(PostResult.post_id == inp.post_id)
             if inp.result_ids:
                 query = query.where(PostResult.id.in_(inp.result_ids))
-            results = (await s.exec(query.order_by(PostResult.created_at, PostResult.id))).all()
-            plans = await self._plans(s, results)
-            await s.commit()
-        return plans
+            with Session(conn) as s:
+                return self._plans(s, s.scalars(query.order_by(PostResult.created_at, PostResult.id)).all())
+
+        return await self.db.unit(work)
 
     @activity.defn(name="publish.plan_ahead")
     async def plan_ahead(self, post_id: str) -> list[TargetPlan]:
@@ -251,24 +256,26 @@ class PublishActivities:
     @activity.defn(name="publish.plan_target")
     async def plan_target(self, step: StepInput) -> TargetPlan:
         """Runs only for workflows started before `begin_post` (see PublishPostWorkflow.run)."""
-        async with self.db.session() as s:
-            [plan] = await self._plans(s, [await self._result(s, step.result_id)])
-            await s.commit()
-        return plan
+        def work(conn):
+            with Session(conn) as s:
+                [plan] = self._plans(s, [self._result(s, step.result_id)])
+            return plan
 
-    async def _plans(self, s, results: list[PostResult]) -> list[TargetPlan]:
+        return await self.db.unit(work)
+
+    def _plans(self, s: Session, results: list[PostResult]) -> list[TargetPlan]:
         """What is left to do for each target; marks those not yet published as publishing."""
         succeeded: list[PublishAttempt] = []
         # `attempts` counts a result's ledger rows: a target never tried has no step to skip.
         if any(r.attempts for r in results):
-            succeeded = list((await s.exec(select(PublishAttempt).where(
+            succeeded = list(s.scalars(select(PublishAttempt).where(
                 PublishAttempt.result_id.in_([r.id for r in results]),
-                PublishAttempt.status == "succeeded"))).all())
+                PublishAttempt.status == "succeeded")).all())
         plans = [self._plan(r, [a for a in succeeded if a.result_id == r.id]) for r in results]
         publishing = [plan.result_id for plan in plans if not plan.skip]
         if publishing:
-            await s.execute(update(PostResult.__table__).where(PostResult.id.in_(publishing))
-                            .values(status="publishing", updated_at=utcnow()))
+            s.execute(update(PostResult.__table__).where(PostResult.id.in_(publishing))
+                      .values(status="publishing", updated_at=utcnow()))
         return plans
 
     def _plan(self, result: PostResult, succeeded: list[PublishAttempt]) -> TargetPlan:
@@ -457,13 +464,15 @@ class PublishActivities:
 
     async def _start_attempt(self, result: PostResult, label: str, tag: str) -> str:
         attempt_id = new_id("att")
-        async with self.db.session() as s:
-            await s.execute(insert(PublishAttempt.__table__).values(
+
+        def write(conn):
+            conn.execute(insert(PublishAttempt.__table__).values(
                 id=attempt_id, result_id=result.id, step=label, tag=tag, status="started", external_data={},
                 started_at=utcnow()))
-            await s.execute(update(PostResult.__table__).where(PostResult.id == result.id)
-                            .values(attempts=PostResult.attempts + 1))
-            await s.commit()
+            conn.execute(update(PostResult.__table__).where(PostResult.id == result.id)
+                         .values(attempts=PostResult.attempts + 1))
+
+        await self.db.unit(write)
         set_committed_value(result, "attempts", result.attempts + 1)
         return attempt_id
 
@@ -473,26 +482,27 @@ class PublishActivities:
         values = _closing(status, error=error, error_message=error_message, handle=handle)
         if error_code:
             values["error_code"] = error_code
-        async with self.db.session() as s:
-            await s.execute(update(PublishAttempt).where(PublishAttempt.id == attempt_id).values(**values))
-            await s.commit()
+        await self.db.unit(lambda conn: conn.execute(
+            update(PublishAttempt.__table__).where(PublishAttempt.id == attempt_id).values(**values)))
 
     async def _succeeded(self, result: PostResult, post: Post, label: str, attempt_id: str | None, ref: PostRef,
                          *, final: bool, note: str | None = None) -> None:
         """One transaction: the attempt succeeded; the first part's id becomes the result's (visible as soon as
         the platform answers); and on the target's last step the result is published."""
-        async with self.db.session() as s:
+        first_id = ({"external_id": ref.external_id, "url": ref.url}
+                    if label == "part:0" and result.external_id != ref.external_id else {})
+
+        def write(conn):
             if attempt_id is not None:
-                await s.execute(update(PublishAttempt.__table__)
-                                .where(PublishAttempt.id == attempt_id, PublishAttempt.status != "succeeded")
-                                .values(**_closing("succeeded", ref=ref, error_message=note)))
-            first_id = ({"external_id": ref.external_id, "url": ref.url}
-                        if label == "part:0" and result.external_id != ref.external_id else {})
+                conn.execute(update(PublishAttempt.__table__)
+                             .where(PublishAttempt.id == attempt_id, PublishAttempt.status != "succeeded")
+                             .values(**_closing("succeeded", ref=ref, error_message=note)))
             if final:
-                await self._mark_result(s, result, TargetOutcome(result.id, "published"), post, **first_id)
+                self._mark_result(conn, result, TargetOutcome(result.id, "published"), post, **first_id)
             elif first_id:
-                await _set(s, result, **first_id, updated_at=utcnow())
-            await s.commit()
+                _set(conn, result, **first_id, updated_at=utcnow())
+
+        await self.db.unit(write)
 
     async def _platform_call(self, account: SocialAccount, fn):
         try:
@@ -507,39 +517,42 @@ class PublishActivities:
 
     @activity.defn(name="publish.finish_target")
     async def finish_target(self, outcome: TargetOutcome) -> None:
-        async with self.db.session() as s:
-            if outcome.status == "failed":
-                # A call whose outcome was never settled may have published (e.g. the answer was lost, then
-                # reconciling failed too): that target is unconfirmed, never failed, so it is not lost.
-                unsettled = (await s.exec(select(PublishAttempt.id).where(
-                    PublishAttempt.result_id == outcome.result_id,
-                    PublishAttempt.status.in_(("started", "unknown", "processing"))))).first()
-                if unsettled is not None:
-                    outcome = TargetOutcome(outcome.result_id, "unconfirmed", "unconfirmed", UNCONFIRMED_MESSAGE)
-            await self._mark_result(s, await self._result(s, outcome.result_id), outcome)
-            await s.commit()
+        def work(conn):
+            final = outcome
+            with Session(conn) as s:
+                if outcome.status == "failed":
+                    # A call whose outcome was never settled may have published (e.g. the answer was lost, then
+                    # reconciling failed too): that target is unconfirmed, never failed, so it is not lost.
+                    unsettled = s.scalars(select(PublishAttempt.id).where(
+                        PublishAttempt.result_id == outcome.result_id,
+                        PublishAttempt.status.in_(("started", "unknown", "processing")))).first()
+                    if unsettled is not None:
+                        final = TargetOutcome(outcome.result_id, "unconfirmed", "unconfirmed", UNCONFIRMED_MESSAGE)
+                result = self._result(s, outcome.result_id)
+                post = s.get(Post, result.post_id)
+            self._mark_result(conn, result, final, post)
 
-    async def _mark_result(self, s, result: PostResult, outcome: TargetOutcome, post: Post | None = None,
-                           **also: Any) -> None:
+        await self.db.unit(work)
+
+    def _mark_result(self, conn, result: PostResult, outcome: TargetOutcome, post: Post, **also: Any) -> None:
         """A result's terminal status (with any other columns in `also`, in the same statement) and its webhook
         event; a repeat of the same outcome changes nothing but `also`."""
         if result.status in TERMINAL_RESULT and result.status == outcome.status:
             if also:
-                await _set(s, result, **also, updated_at=utcnow())
+                _set(conn, result, **also, updated_at=utcnow())
             return
         metrics.RESULTS.labels(result.platform, outcome.status).inc()
-        post = post or await s.get(Post, result.post_id)
         now = utcnow()
         changes: dict[str, Any] = {**also, "status": outcome.status, "error_code": outcome.error_code,
                                    "error_message": outcome.error_message, "updated_at": now}
         if outcome.status == "published":
             changes["published_at"] = now
-            await s.execute(update(SocialAccount.__table__).where(SocialAccount.id == result.social_account_id)
-                            .values(last_successful_post_at=now))
-        await _set(s, result, **changes)
+            conn.execute(update(SocialAccount.__table__).where(SocialAccount.id == result.social_account_id)
+                         .values(last_successful_post_at=now))
+        _set(conn, result, **changes)
         event = "post.result.published" if outcome.status == "published" else "post.result.failed"
-        await emit(s, post.workspace_id, post.livemode, event,
-                   {"post_id": post.id, "result": result_json(result)})
+        conn.execute(event_insert(new_event(post.workspace_id, post.livemode, event,
+                                            {"post_id": post.id, "result": result_json(result)})))
 
     @activity.defn(name="publish.set_post_status")
     async def set_post_status(self, inp: PostStatusInput) -> None:
@@ -560,24 +573,29 @@ class PublishActivities:
     @activity.defn(name="publish.finish_post")
     async def finish_post(self, post_id: str) -> PostOutcome:
         """Aggregate the results: published, partial or failed. A success is never rolled back."""
-        async with self.db.session() as s:
-            post = await s.get(Post, post_id)
-            results = (await s.exec(select(PostResult).where(PostResult.post_id == post_id))).all()
+        def work(conn) -> tuple[PostOutcome, bool]:
+            with Session(conn) as s:
+                post = s.get(Post, post_id)
+                results = s.scalars(select(PostResult).where(PostResult.post_id == post_id)).all()
             published = sum(r.status == "published" for r in results)
             failed = len(results) - published
             status = "published" if failed == 0 else ("failed" if published == 0 else "partial")
+            outcome = PostOutcome(post_id=post_id, status=status, published=published, failed=failed)
             if post.status == status:  # a repeated run (local activities can run twice): emit nothing twice
-                return PostOutcome(post_id=post_id, status=status, published=published, failed=failed)
+                return outcome, False
             now = utcnow()
             changes = {"status": status, "updated_at": now}
             if published and post.published_at is None:
                 changes["published_at"] = now
-            await s.execute(update(Post.__table__).where(Post.id == post_id).values(**changes))
-            await emit(s, post.workspace_id, post.livemode, f"post.{status}",
-                       {"post_id": post.id, "status": status, "results": [result_json(r) for r in results]})
-            await s.commit()
-        metrics.POSTS.labels(status).inc()
-        return PostOutcome(post_id=post_id, status=status, published=published, failed=failed)
+            conn.execute(update(Post.__table__).where(Post.id == post_id).values(**changes))
+            conn.execute(event_insert(new_event(post.workspace_id, post.livemode, f"post.{status}", {
+                "post_id": post.id, "status": status, "results": [result_json(r) for r in results]})))
+            return outcome, True
+
+        outcome, changed = await self.db.unit(work)
+        if changed:
+            metrics.POSTS.labels(outcome.status).inc()
+        return outcome
 
     @activity.defn(name="publish.apply_edit")
     async def apply_edit(self, edit: EditInput) -> None:
@@ -590,10 +608,10 @@ class PublishActivities:
             await s.commit()
 
 
-async def _set(s, result: PostResult, **values: Any) -> None:
+def _set(conn, result: PostResult, **values: Any) -> None:
     """Update a result's columns with one statement, and the loaded object to match (without the session
     tracking it: the hot path skips the ORM's flush)."""
-    await s.execute(update(PostResult.__table__).where(PostResult.id == result.id).values(**values))
+    conn.execute(update(PostResult.__table__).where(PostResult.id == result.id).values(**values))
     for name, value in values.items():
         set_committed_value(result, name, value)
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger("herald.db")
+T = TypeVar("T")
 
 # Longer than this waiting for the process's write turn, a writer goes ahead and leaves it to SQLite's own
 # busy timeout: a task that writes on one session while holding the turn on another cannot deadlock itself.
@@ -91,13 +94,37 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
+def make_sync_engine(url: str) -> tuple[Engine, ThreadPoolExecutor]:
+    """The same database through its synchronous driver, and the threads that use it (see `Database.unit`).
+    SQLite gets one thread: its writers take turns anyway, and one thread serves them in order."""
+    url = url.replace("+aiosqlite", "")
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine, ThreadPoolExecutor(1, thread_name_prefix="herald-db")
+    engine = create_engine(url, pool_size=10, max_overflow=0, pool_pre_ping=True)
+    return engine, ThreadPoolExecutor(10, thread_name_prefix="herald-db")
+
+
 class Database:
-    """One engine and its session factory."""
+    """One engine and its session factory; `unit()` for the hot path."""
 
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._sync: tuple[Engine, ThreadPoolExecutor] | None = None
+
+    async def unit(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` (synchronous SQLAlchemy on one connection, one transaction, committed when it returns) on
+        a database thread, in one hop. The async driver for SQLite, aiosqlite, hops to its thread for every
+        cursor call (several per statement): a transaction of two statements cost 1.43 ms of CPU that way and
+        0.35 ms synchronously. `work` must not wait on anything else; it may run after its caller was cancelled.
+        """
+        if self._sync is None:
+            self._sync = make_sync_engine(self.url)
+        engine, threads = self._sync
+        return await asyncio.get_running_loop().run_in_executor(threads, _in_transaction, engine, work)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -112,3 +139,13 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._sync is not None:
+            engine, threads = self._sync
+            self._sync = None
+            await asyncio.get_running_loop().run_in_executor(None, threads.shutdown)
+            engine.dispose()
+
+
+def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return work(conn)

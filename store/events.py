@@ -17,14 +17,22 @@ EVENT_TYPES = (
 )
 
 
-async def emit(session: AsyncSession, workspace_id: str, livemode: bool, type_: str,
-               data: dict[str, Any]) -> WebhookEvent:
+def new_event(workspace_id: str, livemode: bool, type_: str, data: dict[str, Any]) -> WebhookEvent:
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_}")
-    event = WebhookEvent(workspace_id=workspace_id, livemode=livemode, type=type_, data=data)
-    # One INSERT, not the ORM's flush: events are written on every publish, and nothing reads the object back
-    # from this session.
-    await session.execute(insert(WebhookEvent.__table__).values(
-        id=event.id, workspace_id=workspace_id, livemode=livemode, type=type_, data=data,
-        created_at=event.created_at))
+    return WebhookEvent(workspace_id=workspace_id, livemode=livemode, type=type_, data=data)
+
+
+def event_insert(event: WebhookEvent):
+    """One INSERT, not the ORM's flush: events are written on every publish, and nothing reads the object back
+    from the transaction that writes it."""
+    return insert(WebhookEvent.__table__).values(
+        id=event.id, workspace_id=event.workspace_id, livemode=event.livemode, type=event.type, data=event.data,
+        created_at=event.created_at)
+
+
+async def emit(session: AsyncSession, workspace_id: str, livemode: bool, type_: str,
+               data: dict[str, Any]) -> WebhookEvent:
+    event = new_event(workspace_id, livemode, type_, data)
+    await session.execute(event_insert(event))
     return event
