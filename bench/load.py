@@ -33,7 +33,7 @@ import httpx  # noqa: E402
 from bench.accounts import connect_pools  # noqa: E402
 from bench.measure import summary  # noqa: E402
 from bench.publish_bench import create_tenant, set_latency  # noqa: E402
-from bench.stack import new_stack  # noqa: E402
+from bench.stack import CLIENT_LIMITS, new_stack  # noqa: E402
 from store import crypto  # noqa: E402
 
 MIX = {"create_immediate": 0.20, "create_scheduled": 0.15, "poll": 0.40, "list": 0.15, "connect_session": 0.10}
@@ -137,7 +137,7 @@ async def run(args: argparse.Namespace) -> dict:
                                     workspace_id=workspace_id, test_key=key, per_platform=args.accounts)
         await set_latency(stack.sandbox_url, args.latency_ms)
         async with httpx.AsyncClient(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"},
-                                     timeout=60, limits=httpx.Limits(max_connections=200)) as api:
+                                     timeout=60, limits=CLIENT_LIMITS) as api:
             # Scheduled posts fall due within 30 s (less in a short run, so that its end need not wait long).
             load = Load(api, pools, rng, schedule_within=max(4.0, min(30.0, args.seconds / 2)))
             memory: list[dict] = []

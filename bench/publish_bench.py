@@ -26,7 +26,7 @@ from temporalio.client import Client  # noqa: E402
 from bench.accounts import PLATFORMS, Account, Pools, connect_pools  # noqa: E402
 from bench.baseline import BaselineFanout, FanoutInput  # noqa: E402
 from bench.measure import CpuMeter, closed_loop, iso, paced, sandbox_calls, summary, tag, wait_closed  # noqa: E402
-from bench.stack import BASELINE_QUEUE, ROOT, Stack, new_stack  # noqa: E402
+from bench.stack import BASELINE_QUEUE, CLIENT_LIMITS, ROOT, Stack, new_stack  # noqa: E402
 from store import crypto  # noqa: E402
 
 # The full mode runs the counts: 5 posts/s for a minute, a 2,000-post burst and 10,000 waiting posts
@@ -54,7 +54,7 @@ class Bench:
     def __init__(self, stack: Stack, params: dict, pools: Pools, test_key: str, client: Client):
         self.stack, self.params, self.pools, self.client = stack, params, pools, client
         self.api = httpx.AsyncClient(base_url=stack.api_url, headers={"Authorization": f"Bearer {test_key}"},
-                                     timeout=60, limits=httpx.Limits(max_connections=200))
+                                     timeout=60, limits=CLIENT_LIMITS)
         self.cpu = CpuMeter(stack.cpu)
         self.errors: Counter[str] = Counter()
         # Accepted posts (or started workflows) per second, measured in the throughput phase: sizes the lead

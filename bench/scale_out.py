@@ -35,7 +35,7 @@ from temporalio.client import Client  # noqa: E402
 from bench.accounts import PLATFORMS, connect_pools  # noqa: E402
 from bench.measure import TAG, CpuMeter, closed_loop, tag, wait_closed  # noqa: E402
 from bench.publish_bench import create_tenant, set_latency  # noqa: E402
-from bench.stack import ROOT, free_port, new_stack  # noqa: E402
+from bench.stack import CLIENT_LIMITS, ROOT, free_port, new_stack  # noqa: E402
 from store import crypto  # noqa: E402
 
 TARGETS = 3
@@ -110,7 +110,7 @@ async def run(args: argparse.Namespace) -> dict:
         await set_latency(stack.sandbox_url, args.latency_ms)
         temporal = await Client.connect(stack.temporal_address)
         headers = {"Authorization": f"Bearer {key}"}
-        limits = httpx.Limits(max_connections=200)
+        limits = CLIENT_LIMITS
         api2_port = free_port()
         async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=60, limits=limits) as one, \
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{api2_port}", headers=headers, timeout=60,

@@ -26,6 +26,9 @@ BIN = ROOT / ".venv" / "bin"
 TASK_QUEUE = "herald-bench"
 BASELINE_QUEUE = "baseline-bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The benchmarks' API clients. uvicorn closes a connection after 5 s idle (between phases, say); a client that
+# keeps it as long can send a request on it just as it closes, and gets httpx.ReadError: drop idle ones sooner.
+CLIENT_LIMITS = httpx.Limits(max_connections=200, keepalive_expiry=2.0)
 
 
 def free_port() -> int:
