@@ -120,7 +120,6 @@ async def run(settings: Settings | None = None) -> None:
     async with contextlib.AsyncExitStack() as running:
         for worker in workers:
             await running.enter_async_context(worker)
-        gc_pauses.settle(settings.gc_young_threshold)
         await stop.wait()
     await deps.close()
     stop_telemetry()

@@ -49,7 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.herald = state
         state.start()
         gc_pauses.watch()
-        gc_pauses.settle(settings.gc_young_threshold)
         try:
             yield
         finally:

@@ -40,9 +40,6 @@ class Settings(BaseSettings):
     # Workflow runs a worker keeps in memory (the SDK's default). A run not in it is rebuilt from its history on
     # its next task, which costs CPU: more waiting posts than this pay it when they fall due. Each costs memory.
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
-    # Allocations between collections of the garbage collector's youngest generation in the API and the worker
-    # (Python's default is 700; 0 keeps it). See observability/gc_pauses.py for why and what it measured.
-    gc_young_threshold: int = Field(default=50_000, ge=0)
     temporal_ui_url: str = "http://localhost:8233"
     # The worker keeps Herald's Temporal Schedules (maintenance, dispatch sweeper) in place.
     schedules_enabled: bool = True

@@ -77,10 +77,9 @@ async def test_a_publish_moves_the_api_worker_and_sdk_metrics(database, temporal
             assert value(text, "herald_token_refreshes_total", platform="twitter", outcome="succeeded") == 1
             assert value(text, "herald_reconciliations_total", platform="bluesky", outcome="found") == 1
             assert value(text, "herald_activity_retries_total", activity="publish.publish_part") == 1
-            # The worker settled its garbage collector once started (observability/gc_pauses.py), and times it:
-            # settling ran a full collection.
-            assert value(text, "herald_gc_threshold", generation="0") == 50_000
-            assert value(text, "herald_gc_pause_seconds_total", generation="2") > 0
+            # The worker times its garbage collector (observability/gc_pauses.py), left as Python sets it.
+            assert value(text, "herald_gc_threshold", generation="0") == 700
+            assert value(text, "herald_gc_pause_seconds_total", generation="0") > 0
             # Each process counts only its own work: the worker served no API request.
             assert value(text, "herald_http_requests_total") == 0
             assert len(receiver.requests) == 1
