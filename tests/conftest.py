@@ -198,6 +198,9 @@ class Stack:
 
     def client(self, key: str | None = None, **kw) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        # uvicorn closes a connection after 5 s idle; a client that keeps it as long can send a request on it just
+        # as it closes (httpx.ReadError, seen in the fault storm after its kill loop): drop idle ones sooner.
+        kw.setdefault("limits", httpx.Limits(keepalive_expiry=2.0))
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30, **kw)
 
     async def new_tenant(self, name: str = "Acme") -> Tenant:
