@@ -71,10 +71,12 @@ async def _post_replay(post_id: str) -> int:
 
     from temporal_client import connect
     from worker import WORKFLOWS
+    from workflows.sandbox import workflow_runner
 
     settings = get_settings()
     client = await connect(settings)
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=client.data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=client.data_converter,
+                        workflow_runner=workflow_runner(client.data_converter))
     runs = [wf async for wf in client.list_workflows(f'WorkflowId = "post/{post_id}"')]
     if not runs:
         print(f"no workflow found for post {post_id}", file=sys.stderr)

@@ -124,26 +124,29 @@ async def start_post_workflow(client: Client, settings: Settings, post, platform
     from workflows import search_attributes as sa
     from workflows.policies import PlatformRetry
     from workflows.publish import PublishPostWorkflow
-    from workflows.publish_payloads import PublishPostInput
+    from workflows.publish_payloads import REVISION, PublishPostInput
 
+    scheduled_at = post.scheduled_at if not retry_result_ids else None
     try:
         await client.start_workflow(
             PublishPostWorkflow.run,
-            PublishPostInput(post_id=post.id, scheduled_at=post.scheduled_at if not retry_result_ids else None,
-                             retry_result_ids=retry_result_ids or [],
+            PublishPostInput(post_id=post.id, scheduled_at=scheduled_at, retry_result_ids=retry_result_ids or [],
                              platform_retry=PlatformRetry(settings.platform_retry_first_seconds,
                                                           settings.platform_retry_longest_seconds,
                                                           settings.platform_retry_attempts),
                              # Text alone has nothing to prepare: such a post skips the step altogether.
                              prep_lead_seconds=(settings.prep_lead_seconds or None) if names_media(post.request)
-                             else None),
+                             else None,
+                             revision=REVISION),
             id=workflow_id(post.id),
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(sa.WORKSPACE, post.workspace_id), SearchAttributePair(sa.LIVEMODE, post.livemode),
-                SearchAttributePair(sa.PLATFORMS, platforms), SearchAttributePair(sa.STATUS, post.status)]),
+                SearchAttributePair(sa.PLATFORMS, platforms),
+                # A run with nothing to wait for is publishing from its start (REVISION), and does not say so again.
+                SearchAttributePair(sa.STATUS, post.status if scheduled_at is not None else "publishing")]),
             static_summary=f"Post {post.id} to {', '.join(platforms)}",
         )
     except WorkflowAlreadyStartedError:

@@ -35,6 +35,7 @@ from workflows import maintenance
 from workflows.connect import ConnectSessionWorkflow
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.publish import PublishPostWorkflow
+from workflows.sandbox import workflow_runner
 from workflows.webhooks import WebhookDeliveryWorkflow, WebhookOutboxWorkflow, ensure_outbox
 
 log = logging.getLogger("herald.worker")
@@ -79,6 +80,7 @@ def build_workers(client: Client, deps: Dependencies) -> list[Worker]:
     activities = deps.activities(client)
     return [Worker(client, task_queue=queue, workflows=WORKFLOWS if queue == deps.settings.task_queue else [],
                    activities=activities, interceptors=worker_interceptors(),
+                   workflow_runner=workflow_runner(client.data_converter),
                    max_cached_workflows=deps.settings.worker_max_cached_workflows)
             for queue in deps.settings.polled_queues()]
 

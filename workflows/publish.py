@@ -57,12 +57,14 @@ with workflow.unsafe.imports_passed_through():
         WorkflowState,
     )
 
-# Workflows that reach their publish step with this patch take the lean path: one local activity plans every
-# target, a platform that stages nothing skips `prepare`, and the last platform step of a target records its
-# success itself. Histories made before it replay on the original path (`_fan_out_v1`), which can go once no
-# such workflow is open (`temporal workflow list --query 'TemporalChangeVersion != "lean-fan-out"'`).
+# Runs started with `revision` 0 that reach their publish step with this patch take the lean path: one local
+# activity plans every target, a platform that stages nothing skips `prepare`, and the last platform step of a
+# target records its success itself. Runs started with revision 1 (publish_payloads.REVISION) always do, without
+# the marker. Histories made before the patch replay on the original path (`_fan_out_v1`), which can go once
+# every run started before the patch has closed.
 LEAN_FAN_OUT = "lean-fan-out"
-# Workflows started with a `prep_lead_seconds` prepare ahead of their due time (see the module docstring).
+# Runs started with `revision` 0 and a `prep_lead_seconds` prepare ahead of their due time when they pass this
+# patch (see the module docstring); later runs with a `prep_lead_seconds` always do.
 PREP_AHEAD = "prep-ahead"
 
 
@@ -87,7 +89,7 @@ class PublishPostWorkflow:
     async def run(self, inp: PublishPostInput) -> PostOutcome:
         self.scheduled_at = inp.scheduled_at
         self.platform_retry = inp.platform_retry.policy() if inp.platform_retry else PLATFORM_RETRY
-        if inp.prep_lead_seconds and inp.scheduled_at and workflow.patched(PREP_AHEAD):
+        if inp.prep_lead_seconds and inp.scheduled_at and (inp.revision >= 1 or workflow.patched(PREP_AHEAD)):
             self.prep_lead = inp.prep_lead_seconds
         await self._wait_until_due(inp.post_id)
         if self.cancelled:
@@ -98,8 +100,10 @@ class PublishPostWorkflow:
             return PostOutcome(post_id=inp.post_id, status="cancelled", published=0, failed=0)
 
         self.phase = "publishing"
-        workflow.upsert_search_attributes([sa.STATUS.value_set("publishing")])
-        outcome = await (self._fan_out(inp) if workflow.patched(LEAN_FAN_OUT) else self._fan_out_v1(inp))
+        if inp.revision < 1 or inp.scheduled_at is not None:  # else the starter set it
+            workflow.upsert_search_attributes([sa.STATUS.value_set("publishing")])
+        lean = inp.revision >= 1 or workflow.patched(LEAN_FAN_OUT)
+        outcome = await (self._fan_out(inp) if lean else self._fan_out_v1(inp))
         self.phase = "done"
         workflow.upsert_search_attributes([sa.STATUS.value_set(outcome.status)])
         return outcome

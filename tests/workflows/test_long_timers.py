@@ -17,6 +17,7 @@ from store.models import ConnectSession, Profile
 from temporal_client import DATA_CONVERTER
 from worker import WORKFLOWS, Dependencies
 from workflows.connect import ConnectSessionInput, ConnectSessionWorkflow
+from workflows.sandbox import workflow_runner
 
 
 @pytest.fixture
@@ -27,7 +28,8 @@ async def skipping_worker(stack, time_skipping_env):
     client = Client(**{**time_skipping_env.client.config(), "data_converter": DATA_CONVERTER})
     deps = Dependencies(stack.settings)
     queue = f"skip-{uuid.uuid4().hex[:6]}"
-    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=deps.activities(client)):
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=deps.activities(client),
+                      workflow_runner=workflow_runner(client.data_converter)):
         yield client, queue
     await deps.close()
 

@@ -15,6 +15,7 @@ from temporalio.worker import Replayer
 from tests.support.histories import HISTORIES
 from temporal_client import DATA_CONVERTER
 from worker import WORKFLOWS
+from workflows.sandbox import workflow_runner
 
 RECORDED = sorted(HISTORIES.glob("*.json"))
 
@@ -26,4 +27,5 @@ def test_every_workflow_has_recorded_histories():
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
 async def test_replay(path):
     history = WorkflowHistory.from_json(f"recorded/{path.stem}", json.loads(path.read_text()))
-    await Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER).replay_workflow(history)
+    await Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER,
+                   workflow_runner=workflow_runner(DATA_CONVERTER)).replay_workflow(history)
