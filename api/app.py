@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.herald = state
         state.start()
         gc_pauses.watch()
+        gc_pauses.freeze_startup()
         try:
             yield
         finally:

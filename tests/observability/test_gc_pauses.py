@@ -17,6 +17,13 @@ for _ in range(20_000):  # cycles, so that the young generation is collected man
     a, b = [], []
     a.append(b); b.append(a)
 gc.collect()
+before = gc.get_freeze_count()
+gc_pauses.freeze_startup()
+frozen = gc.get_freeze_count()
+assert before == 0 and frozen > 1000, (before, frozen)
+later = [[] for _ in range(5000)]  # built after startup: a second startup must not freeze them
+gc_pauses.freeze_startup()
+assert gc.get_freeze_count() == frozen
 print(generate_latest(REGISTRY).decode())
 """
 
@@ -32,3 +39,4 @@ def test_collections_are_timed_per_generation():
     assert series(metrics, 'herald_gc_pause_seconds_total{generation="2"}') > 0  # the explicit full collection
     assert series(metrics, "herald_gc_longest_pause_seconds") > 0
     assert series(metrics, 'herald_gc_threshold{generation="0"}') == 700  # Python's own, left alone
+    assert series(metrics, "herald_gc_frozen_objects") > 1000

@@ -60,6 +60,7 @@ async def test_a_publish_moves_the_api_worker_and_sdk_metrics(database, temporal
                 return value(api_after, name, **labels) - value(api_before, name, **labels)
 
             assert moved("herald_http_requests_total", method="GET", route=POST_ROUTE, status="200") == 1
+            assert value(api_after, "herald_gc_frozen_objects") > 1000  # what its startup built
             assert moved("herald_http_requests_total", method="GET", route=POST_ROUTE, status="404") == 1
             assert moved("herald_http_requests_total", method="POST", route="/v1/social-posts", status="200") == 1
             assert moved("herald_http_request_duration_seconds_count", method="POST", route="/v1/social-posts") == 1
@@ -80,6 +81,7 @@ async def test_a_publish_moves_the_api_worker_and_sdk_metrics(database, temporal
             # The worker times its garbage collector (observability/gc_pauses.py), left as Python sets it.
             assert value(text, "herald_gc_threshold", generation="0") == 700
             assert value(text, "herald_gc_pause_seconds_total", generation="0") > 0
+            assert value(text, "herald_gc_frozen_objects") == 0
             # Each process counts only its own work: the worker served no API request.
             assert value(text, "herald_http_requests_total") == 0
             assert len(receiver.requests) == 1
