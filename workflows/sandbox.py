@@ -7,6 +7,8 @@ store can be told which workflow or activity a payload belongs to. The sandboxed
 compiling and running a snippet inside the sandbox: about 8% of the worker's CPU on 3-target posts (py-spy).
 Herald's data converter has neither a codec nor an external store, so the answers change nothing the converter
 does; this runner gives them without entering the sandbox. With a codec or a store it is the SDK's runner.
+It subclasses the SDK's private sandbox instance class: uv.lock pins the SDK, and tests/workflows/test_sandbox.py
+runs workflows through it and checks that the sandbox still refuses what it must.
 """
 
 from __future__ import annotations
