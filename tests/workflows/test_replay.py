@@ -1,7 +1,9 @@
 """Replay every recorded workflow history against the current code.
 
 A change that breaks determinism for executions already running fails here.
-Histories are committed; re-record them deliberately with HERALD_RECORD_HISTORIES=1.
+Histories are committed; re-record them deliberately with HERALD_RECORD_HISTORIES=1. PublishPostWorkflow has
+three generations of them: `publish-v1_*` (before the lean fan-out), `publish-patched_*` (the lean fan-out behind
+its patch marker) and `publish_*` (runs started with `revision` 1, see workflows/publish_payloads.py).
 """
 
 from __future__ import annotations
