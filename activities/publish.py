@@ -183,7 +183,7 @@ class PublishActivities:
             with Session(conn) as s:
                 return s.execute(_STEP_ROWS, {"result_id": result_id}).first()
 
-        row = await self.db.unit(read)
+        row = await self.db.unit(read, writes=False)
         if row is None:
             raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
         return row

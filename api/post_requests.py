@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import bindparam, func
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from adapters.base import MediaRef, PartDraft
 from adapters.registry import adapter_class
@@ -158,9 +158,12 @@ def _entries(body: PostFields, issues: Issues) -> list[tuple[str, PlatformPostIn
     return out
 
 
-async def plan_post(session, principal: Principal, settings: Settings, body: PostFields, *,
-                    now: datetime | None = None, draft: bool = False) -> PostPlan:
-    """Validate everything knowable before publishing; raise 404/422/403 or return the plan."""
+def plan_post(session: Session, principal: Principal, settings: Settings, body: PostFields, *,
+              now: datetime | None = None, draft: bool = False) -> PostPlan:
+    """Validate everything knowable before publishing; raise 404/422/403 or return the plan.
+
+    Synchronous, so that creating a post can plan and write in one database unit (`api.post_service.create`);
+    callers holding an async session run it with `await session.run_sync(plan_post, ...)`."""
     now = now or datetime.now(UTC)
     issues = Issues()
     entries = _entries(body, issues)
@@ -168,14 +171,14 @@ async def plan_post(session, principal: Principal, settings: Settings, body: Pos
     issues.raise_if_any()
 
     ids = {e.account_id for _, e in entries}
-    accounts = {a.id: a for a in (await session.exec(_ACCOUNTS, params={
+    accounts = {a.id: a for a in (session.exec(_ACCOUNTS, params={
         "workspace_id": principal.workspace_id, "livemode": principal.livemode, "ids": list(ids)})).all()}
     missing = [e.account_id for _, e in entries if e.account_id not in accounts]
     if missing:
         raise NotFound(f"Account {missing[0]}")
 
     media_ids = {m for _, e in entries for m in e.media_ids}
-    media = {m.id: m for m in (await session.exec(select(Media).where(
+    media = {m.id: m for m in (session.exec(select(Media).where(
         Media.workspace_id == principal.workspace_id, Media.livemode == principal.livemode,
         Media.id.in_(media_ids)))).all()} if media_ids else {}
 
@@ -256,19 +259,19 @@ async def plan_post(session, principal: Principal, settings: Settings, body: Pos
                                   first_comment=comments[0][1] if comments else None, platform_options=options))
     issues.raise_if_any()
     if not draft:
-        await check_quota(session, principal, [t.account for t in targets], now)
+        check_quota(session, principal, [t.account for t in targets], now)
     return PostPlan(caption=body.caption, title=body.title, targets=targets, scheduled_at=body.scheduled_at,
                     request=body.model_dump(mode="json", exclude_none=True))
 
 
-async def check_quota(session, principal: Principal, accounts: list[SocialAccount], now: datetime) -> None:
-    ws = await session.get(Workspace, principal.workspace_id)
+def check_quota(session: Session, principal: Principal, accounts: list[SocialAccount], now: datetime) -> None:
+    ws = session.get(Workspace, principal.workspace_id)
     limit = ws.per_account_monthly_limit if ws else None
     if not limit:
         return
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     for account in accounts:
-        used = (await session.exec(select(func.count()).select_from(PostResult).join(Post).where(
+        used = (session.exec(select(func.count()).select_from(PostResult).join(Post).where(
             PostResult.social_account_id == account.id, Post.created_at >= month_start,
             Post.status.not_in(("draft", "cancelled"))))).one()
         if used >= limit:

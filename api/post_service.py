@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import or_
-from sqlmodel import select
+from sqlmodel import Session, select
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from api.auth import Principal
 from api.errors import Conflict, NotFound, ServiceUnavailable
-from api.post_requests import PostPlan
+from api.post_requests import PostFields, plan_post
 from api.state import AppState
-from store.events import emit
+from store.events import event_insert, new_event
 from store.models import Post, PostResult, PublishAttempt, utcnow
-from store.posts import create_post, post_json, results_of, targets_json
+from store.posts import create_post, post_json, results_of, results_query, targets_json
 from temporal_client import start_post_workflow, workflow_id
 
 log = logging.getLogger("herald.posts")
+
+
+def _by_key(principal: Principal, key: str):
+    return select(Post).where(Post.workspace_id == principal.workspace_id, Post.livemode == principal.livemode,
+                              Post.idempotency_key == key)
+
+
+def _undispatched(post: Post) -> bool:
+    return post.dispatched_at is None and post.status in ("scheduled", "publishing")
 
 
 async def existing_by_key(state: AppState, session, principal: Principal, key: str | None) -> Post | None:
@@ -27,36 +38,76 @@ async def existing_by_key(state: AppState, session, principal: Principal, key: s
     the post and starting its workflow, the workflow is started now rather than by the sweeper later."""
     if not key:
         return None
-    post = (await session.exec(select(Post).where(
-        Post.workspace_id == principal.workspace_id, Post.livemode == principal.livemode,
-        Post.idempotency_key == key))).first()
-    if post is not None and post.dispatched_at is None and post.status in ("scheduled", "publishing"):
+    post = (await session.exec(_by_key(principal, key))).first()
+    if post is not None and _undispatched(post):
         await dispatch(state, session, post)  # starting is idempotent: a running workflow is left alone
     return post
 
 
-async def create_from_plan(state: AppState, session, principal: Principal, plan: PostPlan, *, draft: bool,
-                           idempotency_key: str | None, dialect: str = "u", external_user_id: str | None = None,
-                           metadata: dict | None = None) -> tuple[Post, list[PostResult]]:
-    """Write the post and its results, then start its workflow (unless it is a draft)."""
-    status = "draft" if draft else ("scheduled" if plan.scheduled_at else "publishing")
-    post, results = await create_post(
-        session, workspace_id=principal.workspace_id, livemode=principal.livemode, status=status,
-        mode="scheduled" if plan.scheduled_at else "immediate", caption=plan.caption, title=plan.title,
-        scheduled_at=plan.scheduled_at, targets=targets_json(plan.targets), request=plan.request,
-        idempotency_key=idempotency_key, dialect=dialect, external_user_id=external_user_id, metadata=metadata)
-    if status == "scheduled":
-        await emit(session, post.workspace_id, post.livemode, "post.scheduled", post_json(post, results))
-    await session.commit()
-    platforms = sorted({t.account.platform for t in plan.targets})
-    if status == "scheduled":
+@dataclass
+class NewPost:
+    """A create request before validation, as both dialects hand it to `create`."""
+
+    body: PostFields
+    draft: bool = False
+    idempotency_key: str | None = None
+    dialect: str = "u"
+    external_user_id: str | None = None
+    metadata: dict | None = None
+
+
+@dataclass
+class Created:
+    post: Post
+    results: list[PostResult]
+    replayed: bool  # an earlier request with the same idempotency key created it: nothing new was written
+
+
+def _create_in(conn, principal: Principal, settings, new: NewPost) -> Created:
+    with Session(conn) as s:
+        if new.idempotency_key:
+            post = s.exec(_by_key(principal, new.idempotency_key)).first()
+            if post is not None:
+                return Created(post, list(s.exec(results_query([post.id])).all()), replayed=True)
+        plan = plan_post(s, principal, settings, new.body, draft=new.draft)
+        status = "draft" if new.draft else ("scheduled" if plan.scheduled_at else "publishing")
+        post, results = create_post(
+            s, workspace_id=principal.workspace_id, livemode=principal.livemode, status=status,
+            mode="scheduled" if plan.scheduled_at else "immediate", caption=plan.caption, title=plan.title,
+            scheduled_at=plan.scheduled_at, targets=targets_json(plan.targets), request=plan.request,
+            idempotency_key=new.idempotency_key, dialect=new.dialect, external_user_id=new.external_user_id,
+            metadata=new.metadata)
+        if status == "scheduled":
+            s.execute(event_insert(new_event(post.workspace_id, post.livemode, "post.scheduled",
+                                             post_json(post, results))))
+        return Created(post, sorted(results, key=lambda r: (r.created_at, r.id)), replayed=False)
+
+
+async def create(state: AppState, principal: Principal, new: NewPost) -> Created:
+    """Validate and write the post, its results and its event in one database unit (one thread hop instead
+    of one per cursor call), then start its workflow unless it is a draft. A request that fails validation
+    writes nothing."""
+    created = await state.db.unit(partial(_create_in, principal=principal, settings=state.settings, new=new))
+    post, platforms = created.post, sorted({r.platform for r in created.results})
+    if created.replayed:
+        if _undispatched(post):  # the request that wrote it died before starting its workflow
+            await dispatch(state, None, post, platforms=platforms)
+    elif post.status == "scheduled":
         # The answer need not wait for the start: the post is committed, an edit or cancel that comes first
         # starts the workflow itself (see routers.posts), and if this process dies first the sweeper does.
-        # It starts from a copy: the request goes on using `post` in its session, which may expire it.
-        state.spawn(dispatch(state, None, Post.model_validate(post.model_dump()), platforms=platforms))
-    elif status == "publishing":
-        await dispatch(state, session, post, platforms=platforms)
-    return post, results
+        state.spawn(dispatch(state, None, post, platforms=platforms))
+    elif post.status == "publishing":
+        await dispatch(state, None, post, platforms=platforms)
+    return created
+
+
+async def current(state: AppState, post: Post) -> tuple[Post, list[PostResult]]:
+    """The post and its results as they are now (the workflow writes them from another process)."""
+    def read(conn) -> tuple[Post, list[PostResult]]:
+        with Session(conn) as s:
+            return s.get(Post, post.id) or post, list(s.exec(results_query([post.id])).all())
+
+    return await state.db.unit(read, writes=False)
 
 
 async def dispatch(state: AppState, session, post: Post, retry_result_ids: list[str] | None = None,

@@ -66,6 +66,16 @@ class WriteTurns:
             return
         info["write_turn"] = lock
 
+    async def take(self) -> Callable[[], None]:
+        """The turn for a writer outside the async engine (`Database.unit`); returns its release."""
+        lock = self._lock()
+        try:
+            await asyncio.wait_for(lock.acquire(), WRITE_TURN_TIMEOUT)
+        except TimeoutError:
+            log.warning("no write turn within %.0f s; writing without one", WRITE_TURN_TIMEOUT)
+            return lambda: None
+        return lock.release
+
     @staticmethod
     def end(conn) -> None:
         WriteTurns.release(conn.info)
@@ -81,11 +91,11 @@ class WriteTurns:
             lock.release()
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, turns: WriteTurns | None) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        turns = WriteTurns()
+        turns = turns or WriteTurns()
         event.listen(engine.sync_engine, "before_cursor_execute", turns.before_execute)
         event.listen(engine.sync_engine, "commit", WriteTurns.end)
         event.listen(engine.sync_engine, "rollback", WriteTurns.end)
@@ -111,20 +121,34 @@ class Database:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = make_engine(url)
+        # SQLite's writers of this process take turns, whether they write through the async engine or a unit.
+        self.turns = WriteTurns() if url.startswith("sqlite") else None
+        self.engine = make_engine(url, self.turns)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._sync: tuple[Engine, ThreadPoolExecutor] | None = None
 
-    async def unit(self, work: Callable[[Connection], T]) -> T:
+    async def unit(self, work: Callable[[Connection], T], *, writes: bool = True) -> T:
         """Run `work` (synchronous SQLAlchemy on one connection, one transaction, committed when it returns) on
         a database thread, in one hop. The async driver for SQLite, aiosqlite, hops to its thread for every
         cursor call (several per statement): a transaction of two statements cost 1.43 ms of CPU that way and
         0.35 ms synchronously. `work` must not wait on anything else; it may run after its caller was cancelled.
+        A unit that `writes` on SQLite takes the process's write turn first and keeps it until `work` has
+        finished on its thread, even when its caller is cancelled meanwhile.
         """
         if self._sync is None:
             self._sync = make_sync_engine(self.url)
         engine, threads = self._sync
-        return await asyncio.get_running_loop().run_in_executor(threads, _in_transaction, engine, work)
+        loop = asyncio.get_running_loop()
+        if not writes or self.turns is None:
+            return await loop.run_in_executor(threads, _in_transaction, engine, work)
+        release = await self.turns.take()
+        try:
+            done = loop.run_in_executor(threads, _in_transaction, engine, work)
+        except BaseException:
+            release()
+            raise
+        done.add_done_callback(lambda _: release())
+        return await asyncio.shield(done)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete
-from sqlmodel import select
+from sqlmodel import Session, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from store.models import Post, PostResult, PublishAttempt, utcnow
@@ -25,18 +25,19 @@ def _results(post: Post, targets: list[dict[str, Any]]) -> list[PostResult]:
                        platform_options=t["platform_options"]) for t in targets]
 
 
-async def create_post(session: AsyncSession, *, workspace_id: str, livemode: bool, status: str, mode: str,
-                      caption: str | None, title: str | None, scheduled_at: datetime | None,
-                      targets: list[dict[str, Any]], request: dict[str, Any], idempotency_key: str | None,
-                      dialect: str = "u", external_user_id: str | None = None,
-                      metadata: dict | None = None) -> tuple[Post, list[PostResult]]:
+def create_post(session: Session, *, workspace_id: str, livemode: bool, status: str, mode: str,
+                caption: str | None, title: str | None, scheduled_at: datetime | None,
+                targets: list[dict[str, Any]], request: dict[str, Any], idempotency_key: str | None,
+                dialect: str = "u", external_user_id: str | None = None,
+                metadata: dict | None = None) -> tuple[Post, list[PostResult]]:
+    """Synchronous (see `api.post_service.create`); an async session runs it with `run_sync`."""
     post = Post(workspace_id=workspace_id, livemode=livemode, status=status, mode=mode, caption=caption,
                 title=title, scheduled_at=scheduled_at, request=request, idempotency_key=idempotency_key,
                 dialect=dialect, external_user_id=external_user_id, metadata_=metadata or {})
     results = _results(post, targets)  # the post's id is made with it, not by the database
     session.add(post)
     session.add_all(results)
-    await session.flush()
+    session.flush()
     return post, results
 
 
@@ -60,15 +61,18 @@ async def apply_changes(session: AsyncSession, post: Post, changes: dict[str, An
     await session.flush()
 
 
+def results_query(post_ids: list[str]):
+    # populate_existing: results a session already holds (say, the ones it created) are read afresh, since
+    # the workflow changes them in another process.
+    return (select(PostResult).where(PostResult.post_id.in_(post_ids)).order_by(PostResult.created_at, PostResult.id)
+            .execution_options(populate_existing=True))
+
+
 async def results_of(session: AsyncSession, post_ids: list[str]) -> dict[str, list[PostResult]]:
     out: dict[str, list[PostResult]] = {pid: [] for pid in post_ids}
     if not post_ids:
         return out
-    # populate_existing: results this session already holds (say, the ones it created) are read afresh, since
-    # the workflow changes them in another process.
-    rows = (await session.exec(select(PostResult).where(PostResult.post_id.in_(post_ids))
-                               .order_by(PostResult.created_at, PostResult.id)
-                               .execution_options(populate_existing=True))).all()
+    rows = (await session.exec(results_query(post_ids))).all()
     for r in rows:
         out[r.post_id].append(r)
     return out

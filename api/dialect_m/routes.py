@@ -33,8 +33,8 @@ from api.dialect_m.schemas import (
 from api.errors import ERROR_RESPONSES, ApiError, NotFound, ValidationFailed
 from api.idempotency import PlainIdempotentRoute
 from api.ownership import get_owned
-from api.post_requests import PostFields, plan_post
-from api.post_service import create_from_plan, existing_by_key, load_post, wait_for_outcome
+from api.post_requests import PostFields
+from api.post_service import NewPost, create, current, existing_by_key, load_post, wait_for_outcome
 from api.routers.accounts import render as render_accounts
 from store.accounts import upsert_managed_user
 from store.events import emit
@@ -150,14 +150,16 @@ async def _create_post(request: Request, body: PostIn, principal, session, state
     fields = PostFields(caption=body.content, title=body.title, account_ids=account_ids,
                         media_urls=[body.mediaUrl] if body.mediaUrl else None, scheduled_at=scheduled_at)
     try:
-        plan = await plan_post(session, principal, state.settings, fields)
+        created = await create(state, principal, NewPost(fields, idempotency_key=key, dialect="m",
+                                                         external_user_id=user.external_user_id,
+                                                         metadata=body.metadata))
     except ApiError as exc:
         raise shapes.in_m_terms(exc) from None
-    post, _ = await create_from_plan(state, session, principal, plan, draft=False, idempotency_key=key, dialect="m",
-                                  external_user_id=user.external_user_id, metadata=body.metadata)
-    if scheduled_at is None:
+    post, results = created.post, created.results
+    if scheduled_at is None and not created.replayed:
         await wait_for_outcome(state, post.id, state.settings.immediate_publish_wait_seconds)
-    return _json(await _post_body(session, post), 201)
+        post, results = await current(state, post)
+    return _json(shapes.post_json(post, results), 201)
 
 
 @router.post("/posts", status_code=201, response_model=PostOut, summary="Publish immediately")

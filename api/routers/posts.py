@@ -28,9 +28,10 @@ from api.errors import (
 from api.idempotency import IdempotentRoute
 from api.post_requests import PostCreate, PostUpdate, plan_post
 from api.post_service import (
-    create_from_plan,
+    NewPost,
+    create,
+    current,
     dispatch,
-    existing_by_key,
     load_post,
     render,
     retry_result,
@@ -61,17 +62,13 @@ def _key(request: Request, body_key: str | None) -> str | None:
     return request.headers.get("idempotency-key") or body_key
 
 
-async def _create(state, session, principal, body: PostCreate, key: str | None) -> tuple[int, dict]:
-    existing = await existing_by_key(state, session, principal, key)
-    if existing is not None:  # the same key after a lost response: the post, not a second one
-        return 200, await render(session, existing)
-    draft = body.status == "draft"
-    plan = await plan_post(session, principal, state.settings, body, draft=draft)
-    post, results = await create_from_plan(state, session, principal, plan, draft=draft, idempotency_key=key)
-    if draft or plan.scheduled_at is not None:  # nothing has changed it since it was written
-        return 200, post_json(post, sorted(results, key=lambda r: (r.created_at, r.id)))
-    await wait_for_outcome(state, post.id, state.settings.immediate_publish_wait_seconds)
-    return 200, await render(session, post)
+async def _create(state, principal, body: PostCreate, key: str | None) -> tuple[int, dict]:
+    created = await create(state, principal, NewPost(body, draft=body.status == "draft", idempotency_key=key))
+    post, results = created.post, created.results
+    if post.status == "publishing" and not created.replayed:
+        await wait_for_outcome(state, post.id, state.settings.immediate_publish_wait_seconds)
+        post, results = await current(state, post)
+    return 200, post_json(post, results)
 
 
 def build(prefix: str, include_in_schema: bool) -> APIRouter:
@@ -81,34 +78,31 @@ def build(prefix: str, include_in_schema: bool) -> APIRouter:
 
     @router.post("", response_model=PostOut, operation_id=f"create_{name}",
                  summary="Publish now, schedule, or save a draft")
-    async def create(body: PostCreate, request: Request, principal: PrincipalDep, session: SessionDep,
-                     state: StateDep) -> JSONResponse:
-        status, data = await _create(state, session, principal, body, _key(request, body.idempotency_key))
+    async def create_post(body: PostCreate, request: Request, principal: PrincipalDep,
+                          state: StateDep) -> JSONResponse:
+        status, data = await _create(state, principal, body, _key(request, body.idempotency_key))
         return JSONResponse({"data": data}, status_code=status)
 
     @router.post("/validate", operation_id=f"validate_{name}", summary="Dry run: the issues a create would give")
     async def validate(body: PostCreate, principal: PrincipalDep, session: SessionDep, state: StateDep) -> dict:
-        plan = await plan_post(session, principal, state.settings, body, draft=body.status == "draft")
+        plan = await session.run_sync(plan_post, principal, state.settings, body, draft=body.status == "draft")
         return {"data": {"valid": True, "issues": [], "targets": len(plan.targets)}}
 
     @router.post("/bulk", operation_id=f"bulk_{name}", summary="Create up to 50 posts, each with its own result")
-    async def bulk(body: BulkIn, principal: PrincipalDep, session: SessionDep, state: StateDep,
-                   request: Request) -> dict:
+    async def bulk(body: BulkIn, principal: PrincipalDep, state: StateDep, request: Request) -> dict:
         items = []
         for i, raw in enumerate(body.posts):
             try:
                 item = PostCreate.model_validate(raw)
-                status, data = await _create(state, session, principal, item, item.idempotency_key)
+                status, data = await _create(state, principal, item, item.idempotency_key)
                 items.append({"index": i, "status": status, "data": data})
             except ValidationError as exc:
-                await session.rollback()
                 issues = [{"field": f"posts[{i}].{field_path(e['loc'])}", "code": e["type"], "message": e["msg"]}
                           for e in exc.errors()]
                 items.append({"index": i, "status": 422, "error": {
                     "code": "VALIDATION_ERROR", "normalized_code": "validation_error",
                     "message": issues[0]["message"], "issues": issues}})
             except ApiError as exc:
-                await session.rollback()
                 err = json.loads(api_error_response(request, exc).body)["error"]
                 items.append({"index": i, "status": exc.status, "error": err})
         return {"data": items, "meta": {"succeeded": sum(1 for x in items if "data" in x),
@@ -162,7 +156,7 @@ def build(prefix: str, include_in_schema: bool) -> APIRouter:
         if post.status == "scheduled" and candidate.scheduled_at is None:
             raise ValidationFailed.one("scheduled_at", "required", "A scheduled post needs scheduled_at; "
                                        "cancel it to stop it")
-        plan = await plan_post(session, principal, state.settings, candidate, draft=post.status == "draft")
+        plan = await session.run_sync(plan_post, principal, state.settings, candidate, draft=post.status == "draft")
         changes = {"caption": plan.caption, "title": plan.title, "request": plan.request,
                    "scheduled_at": plan.scheduled_at.isoformat() if plan.scheduled_at else None}
         if set(patch) - {"scheduled_at"}:
@@ -183,7 +177,7 @@ def build(prefix: str, include_in_schema: bool) -> APIRouter:
         body = PostCreate.model_validate({k: v for k, v in post.request.items() if k != "status"})
         if body.scheduled_at is not None and body.scheduled_at <= datetime.now(UTC):
             body = body.model_copy(update={"scheduled_at": None})
-        plan = await plan_post(session, principal, state.settings, body)
+        plan = await session.run_sync(plan_post, principal, state.settings, body)
         await apply_changes(session, post, {"targets": targets_json(plan.targets)})
         post.scheduled_at = plan.scheduled_at
         post.mode = "scheduled" if plan.scheduled_at else "immediate"

@@ -103,8 +103,8 @@ async def failed_post(stack, workspace_id: str, external_user_id: str | None = N
     """A test-mode post whose one result failed, written directly: no worker is needed to have one."""
     account = await connect_oauth(stack, "twitter", "csrf_user", workspace_id=workspace_id)
     async with stack.db.session() as s:
-        post, results = await create_post(
-            s, workspace_id=workspace_id, livemode=False, status="failed", mode="immediate", caption="x",
+        post, results = await s.run_sync(
+            create_post, workspace_id=workspace_id, livemode=False, status="failed", mode="immediate", caption="x",
             title=None, scheduled_at=None, request={}, idempotency_key=None, external_user_id=external_user_id,
             targets=[{"account_id": account, "platform": "twitter", "account_name": "csrf_user",
                       "parts": [{"caption": "x"}], "first_comment": None, "platform_options": {}}])

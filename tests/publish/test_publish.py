@@ -247,8 +247,8 @@ async def test_an_edit_that_comes_before_the_workflow_starts_it(pstack):
             account = await s.get(SocialAccount, x)
             waiting = {}
             for caption in ("orphan", "orphan to cancel"):
-                post, _ = await create_post(
-                    s, workspace_id=pstack.tenant.workspace_id, livemode=False, status="scheduled",
+                post, _ = await s.run_sync(
+                    create_post, workspace_id=pstack.tenant.workspace_id, livemode=False, status="scheduled",
                     mode="scheduled", caption=caption, title=None, scheduled_at=later,
                     targets=targets_json([TargetPlan(account=account, parts=[{"caption": caption}])]),
                     request={**request, "caption": caption}, idempotency_key=None)

@@ -59,8 +59,8 @@ async def test_orphaned_posts_are_dispatched(stack, temporal_env):
     account_id = await connect_oauth(stack, "twitter", "orphan")
     async with stack.db.session() as s:
         account = await s.get(SocialAccount, account_id)
-        post, _ = await create_post(
-            s, workspace_id=stack.tenant.workspace_id, livemode=False, status="publishing", mode="immediate",
+        post, _ = await s.run_sync(
+            create_post, workspace_id=stack.tenant.workspace_id, livemode=False, status="publishing", mode="immediate",
             caption="left behind", title=None, scheduled_at=None,
             targets=targets_json([TargetPlan(account=account, parts=[{"caption": "left behind"}])]),
             request={}, idempotency_key=None)
