@@ -101,8 +101,14 @@ async def create(state: AppState, principal: Principal, new: NewPost) -> Created
     return created
 
 
-async def current(state: AppState, post: Post) -> tuple[Post, list[PostResult]]:
-    """The post and its results as they are now (the workflow writes them from another process)."""
+async def outcome_within(state: AppState, post: Post, results: list[PostResult]) -> tuple[Post, list[PostResult]]:
+    """A just-created immediate post after waiting the configured time for its fan-out: as it is then (the
+    workflow writes it from another process), or as written when the wait is zero."""
+    timeout = state.settings.immediate_publish_wait_seconds
+    if timeout <= 0:
+        return post, results
+    await wait_for_outcome(state, post.id, timeout)
+
     def read(conn) -> tuple[Post, list[PostResult]]:
         with Session(conn) as s:
             return s.get(Post, post.id) or post, list(s.exec(results_query([post.id])).all())

@@ -34,7 +34,7 @@ from api.errors import ERROR_RESPONSES, ApiError, NotFound, ValidationFailed
 from api.idempotency import PlainIdempotentRoute
 from api.ownership import get_owned
 from api.post_requests import PostFields
-from api.post_service import NewPost, create, current, existing_by_key, load_post, wait_for_outcome
+from api.post_service import NewPost, create, existing_by_key, load_post, outcome_within
 from api.routers.accounts import render as render_accounts
 from store.accounts import upsert_managed_user
 from store.events import emit
@@ -157,8 +157,7 @@ async def _create_post(request: Request, body: PostIn, principal, session, state
         raise shapes.in_m_terms(exc) from None
     post, results = created.post, created.results
     if scheduled_at is None and not created.replayed:
-        await wait_for_outcome(state, post.id, state.settings.immediate_publish_wait_seconds)
-        post, results = await current(state, post)
+        post, results = await outcome_within(state, post, results)
     return _json(shapes.post_json(post, results), 201)
 
 

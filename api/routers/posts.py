@@ -30,9 +30,9 @@ from api.post_requests import PostCreate, PostUpdate, plan_post
 from api.post_service import (
     NewPost,
     create,
-    current,
     dispatch,
     load_post,
+    outcome_within,
     render,
     retry_result,
     wait_for_outcome,
@@ -66,8 +66,7 @@ async def _create(state, principal, body: PostCreate, key: str | None) -> tuple[
     created = await create(state, principal, NewPost(body, draft=body.status == "draft", idempotency_key=key))
     post, results = created.post, created.results
     if post.status == "publishing" and not created.replayed:
-        await wait_for_outcome(state, post.id, state.settings.immediate_publish_wait_seconds)
-        post, results = await current(state, post)
+        post, results = await outcome_within(state, post, results)
     return 200, post_json(post, results)
 
 
