@@ -35,7 +35,7 @@ from workflows import maintenance
 from workflows.connect import ConnectSessionWorkflow
 from workflows.maintenance import MaintenanceWorkflow
 from workflows.publish import PublishPostWorkflow
-from workflows.sandbox import workflow_runner
+from workflows.sandbox import compile_once, workflow_runner
 from workflows.webhooks import WebhookDeliveryWorkflow, WebhookOutboxWorkflow, ensure_outbox
 
 log = logging.getLogger("herald.worker")
@@ -78,6 +78,7 @@ def build_workers(client: Client, deps: Dependencies) -> list[Worker]:
     """One Worker per polled queue: the main queue runs the workflows and every activity; a platform queue
     (settings `platform_task_queues`) runs only activities, those of its platform's calls."""
     activities = deps.activities(client)
+    compile_once(WORKFLOWS)
     return [Worker(client, task_queue=queue, workflows=WORKFLOWS if queue == deps.settings.task_queue else [],
                    activities=activities, interceptors=worker_interceptors(),
                    workflow_runner=workflow_runner(client.data_converter),

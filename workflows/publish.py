@@ -40,7 +40,9 @@ with workflow.unsafe.imports_passed_through():
         UNCONFIRMED_MESSAGE,
     )
     from adapters.base import PostRef
-    from workflows import search_attributes as sa
+    # Not `from workflows import search_attributes`: that finds the attribute missing on the run's own copy of the
+    # package and loads the submodule from disk again for every run.
+    import workflows.search_attributes as sa
     from workflows.policies import (
         DB_RETRY,
         DB_TIMEOUT,

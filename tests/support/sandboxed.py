@@ -35,3 +35,14 @@ class ReadsTheClock:
     @workflow.run
     async def run(self) -> str:
         return datetime.now().isoformat()  # non-deterministic: the sandbox must refuse it
+
+
+RUNS: list[str] = []  # module state: each run must see its own module, so its own empty list
+
+
+@workflow.defn
+class CountsRuns:
+    @workflow.run
+    async def run(self) -> int:
+        RUNS.append(workflow.info().workflow_id)
+        return len(RUNS)

@@ -1,6 +1,8 @@
-"""Herald's workflow runner (workflows/sandbox.py): the SDK's sandbox, minus the per-payload round trips.
+"""Herald's workflow runner (workflows/sandbox.py): the SDK's sandbox, minus the per-payload round trips, over
+workflow modules compiled once per process.
 
-It must convert payloads as the SDK's runner does, and still refuse what the sandbox refuses."""
+It must convert payloads as the SDK's runner does, still refuse what the sandbox refuses, and still give every run
+its own module."""
 
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from temporal_client import DATA_CONVERTER
-from tests.support.sandboxed import Greeting, GreetTwice, ReadsTheClock, greet
-from workflows.sandbox import workflow_runner
+from tests.support.sandboxed import CountsRuns, Greeting, GreetTwice, ReadsTheClock, greet
+from workflows.sandbox import _COMPILED_ONCE, compile_once, workflow_runner
+
+# As the worker does (worker.build_workers): every test here runs its workflows through the compiled-once modules.
+compile_once([GreetTwice, ReadsTheClock, CountsRuns])
 
 
 async def _client(temporal_env) -> Client:
@@ -50,6 +55,17 @@ async def test_the_sandbox_still_refuses_a_non_deterministic_call(temporal_env):
     assert failure is not None
     assert failure.application_failure_info.type == "RestrictedWorkflowAccessError"
     assert "datetime.datetime.now" in failure.message
+
+
+async def test_every_run_still_gets_its_own_module(temporal_env):
+    client = await _client(temporal_env)
+    queue = f"sandbox-{uuid.uuid4().hex[:6]}"
+    async with Worker(client, task_queue=queue, workflows=[CountsRuns],
+                      workflow_runner=workflow_runner(DATA_CONVERTER), max_cached_workflows=0):
+        counts = [await client.execute_workflow(CountsRuns.run, id=f"count-{queue}-{i}", task_queue=queue)
+                  for i in range(3)]
+    assert counts == [1, 1, 1]  # module state is not shared between runs
+    assert "tests.support.sandboxed" in _COMPILED_ONCE._found  # and the module came from the compiled code
 
 
 class _Identity(PayloadCodec):
