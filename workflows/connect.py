@@ -16,8 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.connect import CallbackInput, ConnectActivities, ConnectOutcome, SessionStatusInput
-
-from workflows.policies import CONNECT_RETRY, CONNECT_TIMEOUT, DB_RETRY, DB_TIMEOUT
+    from workflows.policies import CONNECT_RETRY, CONNECT_TIMEOUT, DB_RETRY, DB_TIMEOUT
 
 
 @dataclass

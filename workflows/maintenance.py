@@ -12,8 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance import MaintenanceActivities, PurgeInput, PurgeResult
-
-from workflows.policies import DB_RETRY, DB_TIMEOUT, REFRESH_TIMEOUT
+    from workflows.policies import DB_RETRY, DB_TIMEOUT, REFRESH_TIMEOUT
 
 WORKFLOW_ID = "maintenance/purge"
 SCHEDULE_ID = "herald-maintenance"

@@ -27,15 +27,14 @@ with workflow.unsafe.imports_passed_through():
         DispatchInput,
         WebhookActivities,
     )
-
-from workflows import search_attributes as sa
-from workflows.policies import (
-    DB_RETRY,
-    DB_TIMEOUT,
-    WEBHOOK_ATTEMPT_TIMEOUT,
-    WEBHOOK_OUTBOX_POLL,
-    WEBHOOK_OUTBOX_RETRY,
-)
+    import workflows.search_attributes as sa  # see workflows/publish.py for why not `from workflows import`
+    from workflows.policies import (
+        DB_RETRY,
+        DB_TIMEOUT,
+        WEBHOOK_ATTEMPT_TIMEOUT,
+        WEBHOOK_OUTBOX_POLL,
+        WEBHOOK_OUTBOX_RETRY,
+    )
 
 # Events handled per round; a full batch is followed at once by the next round.
 OUTBOX_BATCH = 100
