@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 
 import httpx
 from temporalio.client import (
@@ -129,9 +128,6 @@ async def run(settings: Settings | None = None) -> None:
 
 
 def main() -> None:
-    # The workflow sandbox re-imports workflow modules for every run: without cached bytecode each
-    # import recompiles them (about a tenth of the worker's CPU in the benchmark), so allow writing it.
-    sys.dont_write_bytecode = False
     logs.configure(get_settings())
     asyncio.run(run())
 

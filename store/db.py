@@ -92,10 +92,10 @@ class WriteTurns:
 
 
 def make_engine(url: str, turns: WriteTurns | None) -> AsyncEngine:
+    """`turns` (SQLite only) queues this engine's writers with the process's other writers."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        turns = turns or WriteTurns()
         event.listen(engine.sync_engine, "before_cursor_execute", turns.before_execute)
         event.listen(engine.sync_engine, "commit", WriteTurns.end)
         event.listen(engine.sync_engine, "rollback", WriteTurns.end)
