@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime, timedelta
 
 from pydantic import TypeAdapter
 from temporalio.client import Client
@@ -110,6 +111,17 @@ def names_media(request) -> bool:
     return False
 
 
+def start_delay(scheduled_at: datetime | None, prep_lead: float | None, now: datetime | None = None) -> timedelta | None:
+    """How long the server holds a scheduled post's run before its first workflow task: until the post is due,
+    or its preparation is. A run waiting on its own timer would cost a workflow task and a timer when accepted
+    and a place in every worker's cache while it waits; a held run costs neither, and an edit or cancel (an
+    update) starts it at once, after which it waits on its timer as before."""
+    if scheduled_at is None:
+        return None
+    wait = scheduled_at - (now or datetime.now(UTC)) - timedelta(seconds=prep_lead or 0)
+    return wait if wait > timedelta(0) else None
+
+
 async def start_post_workflow(client: Client, settings: Settings, post, platforms: list[str],
                               retry_result_ids: list[str] | None = None) -> bool:
     """Start `post/<id>`; False when a run is already in progress (starting is idempotent)."""
@@ -127,6 +139,7 @@ async def start_post_workflow(client: Client, settings: Settings, post, platform
     from workflows.publish_payloads import REVISION, PublishPostInput
 
     scheduled_at = post.scheduled_at if not retry_result_ids else None
+    prep_lead = (settings.prep_lead_seconds or None) if names_media(post.request) else None
     try:
         await client.start_workflow(
             PublishPostWorkflow.run,
@@ -135,9 +148,9 @@ async def start_post_workflow(client: Client, settings: Settings, post, platform
                                                           settings.platform_retry_longest_seconds,
                                                           settings.platform_retry_attempts),
                              # Text alone has nothing to prepare: such a post skips the step altogether.
-                             prep_lead_seconds=(settings.prep_lead_seconds or None) if names_media(post.request)
-                             else None,
+                             prep_lead_seconds=prep_lead,
                              revision=REVISION),
+            start_delay=start_delay(scheduled_at, prep_lead),
             id=workflow_id(post.id),
             task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

@@ -1,8 +1,10 @@
 """PublishPostWorkflow (id `post/<id>`): wait until due, fan out, aggregate.
 
-- Sleeps until `scheduled_at` on a timer that updates can move (`edit`, which
-  also carries content changes) or stop (`cancel`); an edit is applied by an activity while the
-  workflow holds off publishing, so the edit the API accepted is what runs.
+- Waits until `scheduled_at`. The starter has the server hold the run until then (a start delay, see
+  `temporal_client.start_delay`), so a waiting post costs no workflow task, timer or cached run. An update
+  starts a held run at once: `edit` (which also carries content changes) or `cancel`. From then on it sleeps
+  on a timer that further updates can move or stop; an edit is applied by an activity while the workflow
+  holds off publishing, so the edit the API accepted is what runs.
 - Fans out one branch per target account, concurrently. Inside a branch:
   media, then each thread part in order (each replying to the previous one),
   then the first comment. Platform processing (media, containers, TikTok's
