@@ -7,25 +7,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.service import RPCError
 
-from tests.conftest import start_stack
 from tests.support.accounts import connect_oauth, sandbox_posts
 from tests.support.histories import record_history
 from tests.support.posts import wait_status
 from temporal_client import start_delay
 from workflows import search_attributes as sa
-
-
-@pytest.fixture
-async def pstack(database, temporal_env):
-    s, close = await start_stack(database, temporal_env, schedule_lead_seconds=1)
-    try:
-        yield s
-    finally:
-        await close()
 
 
 def test_the_delay_runs_to_the_due_time_less_the_preparation():

@@ -5,23 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 from sqlalchemy import text
 
 from adapters.linkedin import LINKEDIN_VERSION
-from tests.conftest import start_stack
 from tests.support.accounts import connect_bluesky, connect_oauth, fault, sandbox_posts
 from tests.support.histories import record_history
 from tests.support.posts import wait_status
-
-
-@pytest.fixture
-async def pstack(database, temporal_env):
-    s, close = await start_stack(database, temporal_env, schedule_lead_seconds=1, immediate_publish_wait_seconds=30)
-    try:
-        yield s
-    finally:
-        await close()
 
 
 async def record(stack, temporal_env, post_id: str, name: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tests.conftest import settings_env, start_stack
+from tests.conftest import settings_env
 from tests.support.accounts import connect_oauth
 from tests.support.older_publish import OlderPublishPost
 from tests.support.posts import wait_status
@@ -22,15 +22,6 @@ from temporal_client import DATA_CONVERTER
 from workflows.publish_payloads import PublishPostInput
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-async def pstack(database, temporal_env):
-    s, close = await start_stack(database, temporal_env, schedule_lead_seconds=1)
-    try:
-        yield s
-    finally:
-        await close()
 
 
 async def replay(stack, post_id: str) -> subprocess.CompletedProcess:
