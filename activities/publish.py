@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
@@ -188,6 +188,52 @@ class PublishActivities:
             raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
         return row
 
+    async def _ledger_rows(self, result_id: str, label: str) -> tuple[PostResult, Post, SocialAccount, str | None]:
+        """`_step_rows` for a step that creates something on the platform. On the target's first attempt the
+        step's ledger row is written in the same transaction, ahead of the call as the ledger requires: one
+        database round trip instead of two. Returns that row's id, or None when `_ledgered` must look for an
+        earlier attempt first; `_unstart` takes the row back if the call is never made."""
+        attempt_id = new_id("att")
+
+        def work(conn):
+            with Session(conn) as s:
+                row = s.execute(_STEP_ROWS, {"result_id": result_id}).first()
+            if row is None or row[0].attempts:
+                return row, None
+            _insert_attempt(conn, attempt_id, result_id, label)
+            return row, attempt_id
+
+        row, started = await self.db.unit(work)
+        if row is None:
+            raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
+        result, post, account = row
+        if started:
+            set_committed_value(result, "attempts", result.attempts + 1)
+        return result, post, account, started
+
+    async def _unstart(self, attempt_id: str, result_id: str) -> None:
+        """Remove a ledger row written by `_ledger_rows` whose platform call was never made (the account could
+        not be used, say), so that nothing reads it as an attempt whose outcome is unknown."""
+        def work(conn):
+            gone = conn.execute(delete(PublishAttempt.__table__).where(
+                PublishAttempt.id == attempt_id, PublishAttempt.status == "started")).rowcount
+            if gone:
+                conn.execute(update(PostResult.__table__).where(PostResult.id == result_id)
+                             .values(attempts=PostResult.attempts - 1))
+
+        await self.db.unit(work)
+
+    async def _ledgered_call(self, account: SocialAccount, result: PostResult, started: str | None, step):
+        """Run `step(account, adapter, started)` through `_platform_call`; `started` (from `_ledger_rows`) goes
+        to the first run only: a run after a token refresh starts its own attempt."""
+        fresh = [started] if started else []
+        try:
+            return await self._platform_call(account, lambda acc, adapter: step(
+                acc, adapter, fresh.pop() if fresh else None))
+        finally:
+            if fresh:
+                await self._unstart(fresh.pop(), result.id)
+
     async def _sources(self, s, result: PostResult, post: Post, part: int) -> list[MediaSource]:
         """Every media item of a part as a presigned library URL; `media_urls` entries are fetched into the
         library first (once per result and URL: a retry finds the row stored by an earlier attempt)."""
@@ -220,7 +266,7 @@ class PublishActivities:
                reply_to: PostRef | None) -> PartDraft:
         spec = result.parts[part]
         return PartDraft(text=spec.get("caption") or "", media=media, options=dict(result.platform_options),
-                         reply_to=reply_to, tag=f"{result.id}:part:{part}", title=post.title)
+                         reply_to=reply_to, tag=_tag(result.id, f"part:{part}"), title=post.title)
 
     @activity.defn(name="publish.list_results")
     async def list_results(self, post_id: str) -> list[str]:
@@ -328,11 +374,11 @@ class PublishActivities:
     @activity.defn(name="publish.publish_part")
     async def publish_part(self, step: StepInput) -> StepOutput:
         label = f"part:{step.part}"
-        result, post, account = await self._step_rows(step.result_id)
+        result, post, account, started = await self._ledger_rows(step.result_id, label)
         # The platform stages nothing for this part: the draft is built here.
         prepared = step.prepared or Prepared(draft=self._draft(post, result, step.part, step.media, step.reply_to))
 
-        async def go(account, adapter):
+        async def go(account, adapter, started):
             auth = auth_of(account)
 
             async def reconcile(since: float):
@@ -343,9 +389,10 @@ class PublishActivities:
 
             return await self._ledgered(result, post, label, prepared.draft, reconcile,
                                         lambda: adapter.publish(auth, prepared),
-                                        lambda handle: adapter.poll_publish(auth, handle), final=step.final)
+                                        lambda handle: adapter.poll_publish(auth, handle), final=step.final,
+                                        started=started)
 
-        return await self._platform_call(account, go)
+        return await self._ledgered_call(account, result, started, go)
 
     @activity.defn(name="publish.poll_publish")
     async def poll_publish(self, step: StepInput) -> StepOutput:
@@ -360,24 +407,25 @@ class PublishActivities:
 
     @activity.defn(name="publish.comment")
     async def comment(self, step: StepInput) -> StepOutput:
-        result, post, account = await self._step_rows(step.result_id)
+        result, post, account, started = await self._ledger_rows(step.result_id, "comment")
         parent = step.reply_to
         assert parent is not None
-        draft = PartDraft(text=result.first_comment or "", reply_to=parent, tag=f"{result.id}:comment",
+        draft = PartDraft(text=result.first_comment or "", reply_to=parent, tag=_tag(result.id, "comment"),
                           is_comment=True)
 
-        async def go(account, adapter):
+        async def go(account, adapter, started):
             auth = auth_of(account)
             return await self._ledgered(result, post, "comment", draft,
                                         lambda since: adapter.reconcile(auth, draft, since=since),
                                         lambda: adapter.comment(auth, parent, draft.text, tag=draft.tag), None,
-                                        final=step.final)
+                                        final=step.final, started=started)
 
-        return await self._platform_call(account, go)
+        return await self._ledgered_call(account, result, started, go)
 
     async def _ledgered(self, result: PostResult, post: Post, label: str, draft: PartDraft, reconcile, create,
-                        poll, *, final: bool):
-        """Reconcile any unfinished earlier attempt, then record, call, and record the answer.
+                        poll, *, final: bool, started: str | None = None):
+        """Reconcile any unfinished earlier attempt, then record, call, and record the answer. `started` is this
+        attempt's ledger row when `_ledger_rows` wrote it (there was no earlier attempt to reconcile).
 
         `result` and `post` were read at the start of this activity; the writes below update them in place.
         """
@@ -385,7 +433,7 @@ class PublishActivities:
         previous = None
         # `attempts` counts every attempt row of the result, in the transaction that writes the row: with none
         # there is no earlier attempt of this step to look for.
-        if result.attempts:
+        if started is None and result.attempts:
             async with self.db.session() as s:
                 previous = (await s.exec(select(PublishAttempt).where(PublishAttempt.tag == tag)
                                          .order_by(PublishAttempt.started_at.desc()))).first()
@@ -411,7 +459,7 @@ class PublishActivities:
                 return StepOutput(post=found, reconciled=True)
             await self._finish_attempt(previous.id, "failed", error_code=INTERRUPTED,
                                        error_message="interrupted attempt not found on the platform; posting again")
-        attempt_id = await self._start_attempt(result, label, tag)
+        attempt_id = started or await self._start_attempt(result, label)
         try:
             out = await create()
         except OutcomeUnknown as exc:
@@ -462,17 +510,9 @@ class PublishActivities:
                 | PublishAttempt.error_code.in_((INTERRUPTED, "outcome_unknown")))
                 .order_by(PublishAttempt.started_at))).first()
 
-    async def _start_attempt(self, result: PostResult, label: str, tag: str) -> str:
+    async def _start_attempt(self, result: PostResult, label: str) -> str:
         attempt_id = new_id("att")
-
-        def write(conn):
-            conn.execute(insert(PublishAttempt.__table__).values(
-                id=attempt_id, result_id=result.id, step=label, tag=tag, status="started", external_data={},
-                started_at=utcnow()))
-            conn.execute(update(PostResult.__table__).where(PostResult.id == result.id)
-                         .values(attempts=PostResult.attempts + 1))
-
-        await self.db.unit(write)
+        await self.db.unit(lambda conn: _insert_attempt(conn, attempt_id, result.id, label))
         set_committed_value(result, "attempts", result.attempts + 1)
         return attempt_id
 
@@ -606,6 +646,20 @@ class PublishActivities:
             post = await s.get(Post, edit.post_id)
             await apply_changes(s, post, edit.changes)
             await s.commit()
+
+
+def _tag(result_id: str, label: str) -> str:
+    """What identifies one step's post on the platform and its rows in the ledger."""
+    return f"{result_id}:{label}"
+
+
+def _insert_attempt(conn, attempt_id: str, result_id: str, label: str) -> None:
+    """A step's ledger row, before its platform call, and the result's count of them."""
+    conn.execute(insert(PublishAttempt.__table__).values(
+        id=attempt_id, result_id=result_id, step=label, tag=_tag(result_id, label), status="started",
+        external_data={}, started_at=utcnow()))
+    conn.execute(update(PostResult.__table__).where(PostResult.id == result_id)
+                 .values(attempts=PostResult.attempts + 1))
 
 
 def _set(conn, result: PostResult, **values: Any) -> None:

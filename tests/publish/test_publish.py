@@ -184,7 +184,9 @@ async def test_expired_token_refreshes_once_and_revoked_fails_fast(pstack):
         health = (await c.get(f"/v1/accounts/{x}/health")).json()["data"]
         assert health["status"] == "reauth_required" and health["last_error"]
         again = (await c.post("/v1/social-posts", json={"caption": "after revoke", "account_ids": [x]})).json()["data"]
-        assert again["results"][0]["error_code"] == "reauth_required"
+        assert again["status"] == "failed" and again["results"][0]["error_code"] == "reauth_required"
+        # The account could not be used, so the platform was never called: no attempt is left in the ledger.
+        assert again["results"][0]["attempts"] == 0
 
 
 async def test_scheduled_post_waits_moves_and_cancels(pstack, temporal_env):
