@@ -30,12 +30,12 @@ from bench.stack import BASELINE_QUEUE, CLIENT_LIMITS, ROOT, Stack, new_stack  #
 from store import crypto  # noqa: E402
 
 # The full mode runs the counts: 5 posts/s for a minute, a 2,000-post burst and 10,000 waiting posts
-# (about 20 minutes here, with Herald draining a burst at about 12 posts/s and accepting about 80 scheduled
-# posts/s); --burst-posts and --waiting-posts make a shorter run. Its throughput counts keep Herald busy for 20-30 s
-# per figure, so that the figure is the sustained rate, not the first and last seconds of a 5-second run (one stack,
-# 120 and 400 3-target posts twice each: ratios 0.57 and 0.60 at 120, 0.67 and 0.63 at 400, the baseline's rate
-# being the one that moved most). 90 accounts per platform keep X's limit of 100 posts per account and 15 minutes
-# out of the way of the whole run (about 80 each).
+# (13-20 minutes here, most of it the burst's drain and accepting 20,000 scheduled posts); --burst-posts and
+# --waiting-posts make a shorter run. Its throughput counts keep Herald busy for 20-30 s per figure, so that the
+# figure is the sustained rate, not the first and last seconds of a 5-second run (one stack, 120 and 400 3-target
+# posts twice each: ratios 0.57 and 0.60 at 120, 0.67 and 0.63 at 400, the baseline's rate being the one that moved
+# most). 90 accounts per platform keep X's limit of 100 posts per account and 15 minutes out of the way of the whole
+# run (about 80 each).
 MODES = {
     "quick": {"accounts_per_platform": 15, "throughput_posts": {1: 40, 3: 30, 9: 12}, "steady_rate": 5.0,
               "steady_seconds": 8, "burst_posts": 80, "waiting_posts": 400, "paced_posts": 100, "clients": 50},
