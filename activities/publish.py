@@ -179,31 +179,26 @@ class PublishActivities:
     async def _step_rows(self, result_id: str) -> tuple[PostResult, Post, SocialAccount]:
         """A target, its post and its account, read in one query at the start of a platform step; the step's
         writes reuse them."""
-        def read(conn):
-            with Session(conn) as s:
-                return s.execute(_STEP_ROWS, {"result_id": result_id}).first()
+        result, post, account, _ = await self._ledger_rows(result_id, None)
+        return result, post, account
 
-        row = await self.db.unit(read, writes=False)
-        if row is None:
-            raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
-        return row
-
-    async def _ledger_rows(self, result_id: str, label: str) -> tuple[PostResult, Post, SocialAccount, str | None]:
-        """`_step_rows` for a step that creates something on the platform. On the target's first attempt the
-        step's ledger row is written in the same transaction, ahead of the call as the ledger requires: one
-        database round trip instead of two. Returns that row's id, or None when `_ledgered` must look for an
+    async def _ledger_rows(self, result_id: str,
+                           label: str | None) -> tuple[PostResult, Post, SocialAccount, str | None]:
+        """`_step_rows`, and for a step that creates something on the platform (`label`) on the target's first
+        attempt, the step's ledger row written in the same transaction, ahead of the call as the ledger requires:
+        one database round trip instead of two. Returns that row's id, or None when `_ledgered` must look for an
         earlier attempt first; `_unstart` takes the row back if the call is never made."""
         attempt_id = new_id("att")
 
         def work(conn):
             with Session(conn) as s:
                 row = s.execute(_STEP_ROWS, {"result_id": result_id}).first()
-            if row is None or row[0].attempts:
+            if label is None or row is None or row[0].attempts:
                 return row, None
             _insert_attempt(conn, attempt_id, result_id, label)
             return row, attempt_id
 
-        row, started = await self.db.unit(work)
+        row, started = await self.db.unit(work, writes=label is not None)
         if row is None:
             raise ApplicationError(f"result {result_id} not found", type="NotFound", non_retryable=True)
         result, post, account = row
